@@ -1,0 +1,6 @@
+//! The process shell: command line, logging, pidfile, detach, control socket, main loop.
+
+/// Entry point of the `ovn-ic` binary; returns the exit status.
+pub fn main() -> i32 {
+    0
+}

@@ -1,0 +1,1 @@
+//! Generic incremental-processing engine (no OVN knowledge).

@@ -1,0 +1,1 @@
+//! The ovn-ic logic: one module per engine node, plus the output node.

@@ -1,0 +1,1 @@
+//! In-memory replica of a monitored database with per-iteration change tracking.

@@ -1,0 +1,1 @@
+//! One long-lived session to a (possibly clustered) OVSDB database.

@@ -1,0 +1,1 @@
+//! Transactions: building, write-changed-only, reply classification.
