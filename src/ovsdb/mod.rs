@@ -12,6 +12,7 @@
 
 pub mod datum;
 pub mod jsonrpc;
+pub mod overlay;
 pub mod reconnect;
 pub mod remote;
 pub mod replica;

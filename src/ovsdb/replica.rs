@@ -1,1 +1,799 @@
 //! In-memory replica of a monitored database with per-iteration change tracking.
+//!
+//! The replica is owned by the main loop (single writer, no locks). A session feeds it the
+//! monitor replies and notifications in the order the server sent them; the caller reads the
+//! rows and the changes tracked since the last [`Replica::clear_changes`] (inserted, updated
+//! with the old row, deleted with the old row), then clears them.
+//!
+//! A full resync (a reconnect without `monitor_cond_since` history) replaces the contents; the
+//! difference between the old and the new contents is tracked as ordinary changes, so callers
+//! never see a reconnect as "everything deleted, everything inserted".
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::datum::{Datum, DatumError};
+use super::schema::{ColumnType, DatabaseSchema};
+use super::uuid::Uuid;
+
+/// Errors decoding monitor updates. The session treats them as a protocol error (reconnect).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("table updates must be a JSON object")]
+    NotObject,
+    #[error("unknown table {0} in update")]
+    UnknownTable(String),
+    #[error("bad row UUID {0:?}")]
+    BadUuid(String),
+    #[error("bad row update for {table} row {uuid}: {msg}")]
+    BadRowUpdate { table: String, uuid: Uuid, msg: String },
+    #[error("table {table} column {column}: {err}")]
+    Datum { table: String, column: String, err: DatumError },
+}
+
+/// Columns of one monitored table, in the order the replica stores them.
+#[derive(Debug)]
+pub struct TableMeta {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub types: Vec<ColumnType>,
+    index_of: HashMap<String, usize>,
+}
+
+impl TableMeta {
+    pub fn new(name: &str, columns: Vec<(String, ColumnType)>) -> TableMeta {
+        let index_of = columns.iter().enumerate().map(|(i, (c, _))| (c.clone(), i)).collect();
+        let (columns, types) = columns.into_iter().unzip();
+        TableMeta { name: name.to_string(), columns, types, index_of }
+    }
+    pub fn column_index(&self, column: &str) -> Option<usize> {
+        self.index_of.get(column).copied()
+    }
+}
+
+static EMPTY: Datum = Datum::Set(BTreeSet::new());
+
+/// One row: its UUID and the values of the monitored columns.
+#[derive(Debug, Clone)]
+pub struct Row {
+    uuid: Uuid,
+    meta: Arc<TableMeta>,
+    values: Vec<Datum>,
+}
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Self) -> bool {
+        self.uuid == other.uuid && self.meta.name == other.meta.name && self.values == other.values
+    }
+}
+
+impl Row {
+    fn new_default(uuid: Uuid, meta: Arc<TableMeta>) -> Row {
+        let values = meta.types.iter().map(Datum::default_for).collect();
+        Row { uuid, meta, values }
+    }
+
+    pub fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+    /// Set a column's value in this (detached) copy; unknown columns are ignored.
+    pub fn set(&mut self, column: &str, value: Datum) {
+        if let Some(i) = self.meta.column_index(column) {
+            self.values[i] = value;
+        }
+    }
+    pub fn table(&self) -> &str {
+        &self.meta.name
+    }
+    pub fn meta(&self) -> &TableMeta {
+        &self.meta
+    }
+    /// True when the column is monitored (i.e. the server has it and it was requested).
+    pub fn has_column(&self, column: &str) -> bool {
+        self.meta.column_index(column).is_some()
+    }
+    /// The column's value; the empty set for a column that is not monitored (e.g. missing from
+    /// an older server's schema), so readers see the default as upstream's IDL does.
+    pub fn get(&self, column: &str) -> &Datum {
+        match self.meta.column_index(column) {
+            Some(i) => &self.values[i],
+            None => &EMPTY,
+        }
+    }
+    /// A string column (`""` when absent).
+    pub fn str(&self, column: &str) -> &str {
+        self.get(column).as_str().unwrap_or("")
+    }
+    pub fn int(&self, column: &str) -> Option<i64> {
+        self.get(column).as_int()
+    }
+    pub fn bool(&self, column: &str) -> Option<bool> {
+        self.get(column).as_bool()
+    }
+    /// A (single) reference or uuid column.
+    pub fn uuid_of(&self, column: &str) -> Option<Uuid> {
+        self.get(column).as_uuid()
+    }
+    /// `smap_get(column, key)` on a string→string map column.
+    pub fn smap_get(&self, column: &str, key: &str) -> Option<&str> {
+        self.get(column).smap_get(key)
+    }
+    /// Iterate over (column name, value).
+    pub fn columns(&self) -> impl Iterator<Item = (&str, &Datum)> {
+        self.meta.columns.iter().map(String::as_str).zip(self.values.iter())
+    }
+    /// The columns whose values differ between `self` and `other` (same table).
+    pub fn changed_columns<'a>(&'a self, other: &'a Row) -> impl Iterator<Item = &'a str> + 'a {
+        self.columns()
+            .filter(move |(c, v)| other.get(c) != *v)
+            .map(|(c, _)| c)
+    }
+    /// The row as `{column: json}` (wire encoding), handy for tests and dumps.
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        for (c, v) in self.columns() {
+            m.insert(c.to_string(), v.to_json());
+        }
+        Value::Object(m)
+    }
+}
+
+/// What happened to a row since tracking was last cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Inserted,
+    Updated,
+    Deleted,
+}
+
+/// A tracked change: `old` is the row as it was when tracking was last cleared (absent for an
+/// insert), `new` the current row (absent for a delete).
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    pub uuid: Uuid,
+    pub kind: ChangeKind,
+    pub old: Option<&'a Row>,
+    pub new: Option<&'a Row>,
+}
+
+impl Change<'_> {
+    /// The current row, or the old one for a delete.
+    pub fn row(&self) -> &Row {
+        self.new.or(self.old).expect("a change has at least one side")
+    }
+    /// True when `column` differs between old and new (always true for insert/delete).
+    pub fn column_changed(&self, column: &str) -> bool {
+        match (self.old, self.new) {
+            (Some(o), Some(n)) => o.get(column) != n.get(column),
+            _ => true,
+        }
+    }
+}
+
+/// A secondary (non-unique) index over some columns of one table.
+#[derive(Debug)]
+struct Index {
+    columns: Vec<usize>,
+    map: HashMap<Vec<Datum>, BTreeSet<Uuid>>,
+}
+
+impl Index {
+    fn key(&self, row: &Row) -> Vec<Datum> {
+        self.columns.iter().map(|&i| row.values[i].clone()).collect()
+    }
+    fn add(&mut self, row: &Row) {
+        let k = self.key(row);
+        self.map.entry(k).or_default().insert(row.uuid);
+    }
+    fn remove(&mut self, row: &Row) {
+        let k = self.key(row);
+        if let Some(s) = self.map.get_mut(&k) {
+            s.remove(&row.uuid);
+            if s.is_empty() {
+                self.map.remove(&k);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Table {
+    meta: Arc<TableMeta>,
+    rows: HashMap<Uuid, Arc<Row>>,
+    indexes: Vec<Index>,
+    /// uuid → row as of the last clear (None: did not exist then).
+    tracked: BTreeMap<Uuid, Option<Arc<Row>>>,
+}
+
+impl Table {
+    fn new(meta: Arc<TableMeta>) -> Table {
+        Table { meta, rows: HashMap::new(), indexes: Vec::new(), tracked: BTreeMap::new() }
+    }
+
+    fn track(&mut self, uuid: Uuid) {
+        if !self.tracked.contains_key(&uuid) {
+            let before = self.rows.get(&uuid).cloned();
+            self.tracked.insert(uuid, before);
+        }
+    }
+
+    fn put(&mut self, row: Row) {
+        let uuid = row.uuid;
+        self.track(uuid);
+        if let Some(old) = self.rows.get(&uuid).cloned() {
+            for ix in &mut self.indexes {
+                ix.remove(&old);
+            }
+        }
+        for ix in &mut self.indexes {
+            ix.add(&row);
+        }
+        self.rows.insert(uuid, Arc::new(row));
+    }
+
+    fn remove(&mut self, uuid: Uuid) -> bool {
+        if !self.rows.contains_key(&uuid) {
+            return false;
+        }
+        self.track(uuid);
+        if let Some(old) = self.rows.remove(&uuid) {
+            for ix in &mut self.indexes {
+                ix.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// Which tables and columns to monitor: `None` = every column of the table.
+pub type MonitorSpec = BTreeMap<String, Option<Vec<String>>>;
+
+/// The replica of one database.
+#[derive(Debug, Default)]
+pub struct Replica {
+    db: String,
+    schema: Option<Arc<DatabaseSchema>>,
+    tables: BTreeMap<String, Table>,
+    /// Index definitions (table, columns), re-applied when tables are rebuilt.
+    index_defs: Vec<(String, Vec<String>)>,
+    seqno: u64,
+}
+
+impl Replica {
+    pub fn new(db: &str) -> Replica {
+        Replica { db: db.to_string(), ..Default::default() }
+    }
+
+    pub fn db(&self) -> &str {
+        &self.db
+    }
+
+    /// The schema of the server we are (or were last) connected to.
+    pub fn schema(&self) -> Option<&DatabaseSchema> {
+        self.schema.as_deref()
+    }
+
+    /// Whether the server's schema has `table` (and `column`, if given) — what a feature checks
+    /// before writing a column an older server lacks.
+    pub fn has_column(&self, table: &str, column: &str) -> bool {
+        self.schema.as_ref().is_some_and(|s| s.has_column(table, column))
+    }
+    pub fn has_table(&self, table: &str) -> bool {
+        self.schema.as_ref().is_some_and(|s| s.has_table(table))
+    }
+
+    /// Incremented on every change applied; lets callers tell whether anything happened.
+    pub fn seqno(&self) -> u64 {
+        self.seqno
+    }
+
+    /// Set the schema and the monitored columns (those of `spec` the schema has). Existing rows
+    /// are kept (converted to the new column layout), so a reconnect to an upgraded server shows
+    /// only real differences.
+    pub fn set_schema(&mut self, schema: Arc<DatabaseSchema>, monitored: &BTreeMap<String, Vec<String>>) {
+        let mut tables = BTreeMap::new();
+        for (tname, cols) in monitored {
+            let Some(ts) = schema.table(tname) else { continue };
+            let columns: Vec<(String, ColumnType)> = cols
+                .iter()
+                .filter_map(|c| ts.column(c).map(|cs| (c.clone(), cs.ty.clone())))
+                .collect();
+            let meta = Arc::new(TableMeta::new(tname, columns));
+            let mut table = Table::new(meta.clone());
+            if let Some(old) = self.tables.remove(tname) {
+                // Carry rows over to the new layout; changes already tracked stay tracked.
+                table.tracked = old.tracked;
+                for (uuid, row) in old.rows {
+                    let mut new_row = Row::new_default(uuid, meta.clone());
+                    for (c, v) in row.columns() {
+                        if let Some(i) = meta.column_index(c) {
+                            new_row.values[i] = v.clone();
+                        }
+                    }
+                    table.rows.insert(uuid, Arc::new(new_row));
+                }
+            }
+            tables.insert(tname.clone(), table);
+        }
+        self.tables = tables;
+        self.schema = Some(schema);
+        let defs = std::mem::take(&mut self.index_defs);
+        for (t, cols) in &defs {
+            self.build_index(t, cols);
+        }
+        self.index_defs = defs;
+    }
+
+    /// Declare a secondary index on `columns` of `table` (built now, maintained on every change).
+    pub fn add_index(&mut self, table: &str, columns: &[&str]) {
+        let cols: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        if self.index_defs.iter().any(|(t, c)| t == table && *c == cols) {
+            return;
+        }
+        self.build_index(table, &cols);
+        self.index_defs.push((table.to_string(), cols));
+    }
+
+    fn build_index(&mut self, table: &str, cols: &[String]) {
+        let Some(t) = self.tables.get_mut(table) else { return };
+        let Some(columns) = cols.iter().map(|c| t.meta.column_index(c)).collect::<Option<Vec<_>>>()
+        else {
+            return;
+        };
+        let mut ix = Index { columns, map: HashMap::new() };
+        for row in t.rows.values() {
+            ix.add(row);
+        }
+        t.indexes.retain(|i| i.columns != ix.columns);
+        t.indexes.push(ix);
+    }
+
+    /// Rows of `table` whose `columns` equal `key`, through a declared index (or a scan when no
+    /// such index exists).
+    pub fn find<'a>(&'a self, table: &str, columns: &[&str], key: &[Datum]) -> Vec<&'a Row> {
+        let Some(t) = self.tables.get(table) else { return vec![] };
+        let Some(idx) = columns.iter().map(|c| t.meta.column_index(c)).collect::<Option<Vec<_>>>()
+        else {
+            return vec![];
+        };
+        if let Some(ix) = t.indexes.iter().find(|i| i.columns == idx) {
+            return ix
+                .map
+                .get(key)
+                .into_iter()
+                .flatten()
+                .filter_map(|u| t.rows.get(u).map(|r| &**r))
+                .collect();
+        }
+        let mut v: Vec<&Row> = t
+            .rows
+            .values()
+            .filter(|r| idx.iter().zip(key).all(|(&i, k)| &r.values[i] == k))
+            .map(|r| &**r)
+            .collect();
+        v.sort_by_key(|r| r.uuid);
+        v
+    }
+
+    /// The first row of `table` whose string column `column` equals `value`.
+    pub fn find_by_str(&self, table: &str, column: &str, value: &str) -> Option<&Row> {
+        self.find(table, &[column], &[Datum::scalar(value)]).into_iter().next()
+    }
+
+    /// A detached row of `table` with default values (for views of uncommitted inserts).
+    pub fn new_row(&self, table: &str, uuid: Uuid) -> Option<Row> {
+        Some(Row::new_default(uuid, self.tables.get(table)?.meta.clone()))
+    }
+
+    pub fn get(&self, table: &str, uuid: Uuid) -> Option<&Row> {
+        self.tables.get(table)?.rows.get(&uuid).map(|r| &**r)
+    }
+
+    /// All rows of a table, in UUID order (deterministic).
+    pub fn rows(&self, table: &str) -> Vec<&Row> {
+        let mut v: Vec<&Row> = self
+            .tables
+            .get(table)
+            .map(|t| t.rows.values().map(|r| &**r).collect())
+            .unwrap_or_default();
+        v.sort_by_key(|r| r.uuid);
+        v
+    }
+
+    /// All rows of a table, unordered (cheaper).
+    pub fn iter(&self, table: &str) -> impl Iterator<Item = &Row> {
+        self.tables.get(table).into_iter().flat_map(|t| t.rows.values().map(|r| &**r))
+    }
+
+    pub fn len(&self, table: &str) -> usize {
+        self.tables.get(table).map_or(0, |t| t.rows.len())
+    }
+
+    pub fn table_names(&self) -> impl Iterator<Item = &str> {
+        self.tables.keys().map(String::as_str)
+    }
+
+    pub fn is_monitored(&self, table: &str) -> bool {
+        self.tables.contains_key(table)
+    }
+
+    // ---- change tracking ----
+
+    /// The changes of `table` since the last clear, in UUID order. Rows inserted and deleted
+    /// again, or modified back to their old value, do not appear.
+    pub fn changes(&self, table: &str) -> Vec<Change<'_>> {
+        let Some(t) = self.tables.get(table) else { return vec![] };
+        t.tracked
+            .iter()
+            .filter_map(|(uuid, old)| {
+                let new = t.rows.get(uuid).map(|r| &**r);
+                let old = old.as_deref();
+                let kind = match (old, new) {
+                    (None, None) => return None,
+                    (None, Some(_)) => ChangeKind::Inserted,
+                    (Some(_), None) => ChangeKind::Deleted,
+                    (Some(o), Some(n)) if o.values == n.values => return None,
+                    (Some(_), Some(_)) => ChangeKind::Updated,
+                };
+                Some(Change { uuid: *uuid, kind, old, new })
+            })
+            .collect()
+    }
+
+    /// Whether `table` has any tracked change.
+    pub fn table_changed(&self, table: &str) -> bool {
+        !self.changes(table).is_empty()
+    }
+
+    /// Tables with tracked changes.
+    pub fn changed_tables(&self) -> Vec<&str> {
+        self.tables
+            .keys()
+            .filter(|t| self.table_changed(t))
+            .map(String::as_str)
+            .collect()
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.tables.keys().any(|t| self.table_changed(t))
+    }
+
+    /// Forget the tracked changes (the current contents become the new baseline).
+    pub fn clear_changes(&mut self) {
+        for t in self.tables.values_mut() {
+            t.tracked.clear();
+        }
+    }
+
+    // ---- applying updates ----
+
+    fn table_mut(&mut self, name: &str) -> Result<&mut Table, ReplicaError> {
+        self.tables.get_mut(name).ok_or_else(|| ReplicaError::UnknownTable(name.to_string()))
+    }
+
+    /// Apply `<table-updates2>` (update2/update3 notifications and `found=true` replies).
+    pub fn apply_update2(&mut self, updates: &Value) -> Result<(), ReplicaError> {
+        let tables = updates.as_object().ok_or(ReplicaError::NotObject)?;
+        for (tname, rows) in tables {
+            let rows = rows.as_object().ok_or(ReplicaError::NotObject)?;
+            let table = self.table_mut(tname)?;
+            let meta = table.meta.clone();
+            for (uuid_s, ru) in rows {
+                let uuid: Uuid = uuid_s.parse().map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
+                let bad = |msg: &str| ReplicaError::BadRowUpdate {
+                    table: tname.clone(),
+                    uuid,
+                    msg: msg.to_string(),
+                };
+                let ru = ru.as_object().filter(|o| o.len() == 1).ok_or_else(|| bad("must have exactly one member"))?;
+                let (op, body) = ru.iter().next().expect("len checked");
+                match op.as_str() {
+                    "initial" | "insert" => {
+                        let row = parse_row(&meta, uuid, body, None)?;
+                        table.put(row);
+                    }
+                    "modify" => {
+                        let Some(cur) = table.rows.get(&uuid) else {
+                            return Err(bad("modify of unknown row"));
+                        };
+                        let mut row = Row::clone(cur);
+                        apply_modify(&meta, &mut row, body)?;
+                        table.put(row);
+                    }
+                    "delete" => {
+                        if !table.remove(uuid) {
+                            return Err(bad("delete of unknown row"));
+                        }
+                    }
+                    other => return Err(bad(&format!("unknown operation {other}"))),
+                }
+            }
+        }
+        self.seqno += 1;
+        Ok(())
+    }
+
+    /// Apply `<table-updates>` of the v1 `monitor` method (`{"old":..., "new":...}`).
+    pub fn apply_update1(&mut self, updates: &Value) -> Result<(), ReplicaError> {
+        let tables = updates.as_object().ok_or(ReplicaError::NotObject)?;
+        for (tname, rows) in tables {
+            let rows = rows.as_object().ok_or(ReplicaError::NotObject)?;
+            let table = self.table_mut(tname)?;
+            let meta = table.meta.clone();
+            for (uuid_s, ru) in rows {
+                let uuid: Uuid = uuid_s.parse().map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
+                match ru.get("new") {
+                    Some(new) if !new.is_null() => {
+                        let base = table.rows.get(&uuid).map(|r| Row::clone(r));
+                        let row = parse_row(&meta, uuid, new, base)?;
+                        table.put(row);
+                    }
+                    _ => {
+                        table.remove(uuid);
+                    }
+                }
+            }
+        }
+        self.seqno += 1;
+        Ok(())
+    }
+
+    /// Replace the whole contents with a full snapshot (`monitor_cond` reply, `found=false`
+    /// `monitor_cond_since` reply, or v1 `monitor` reply when `v1`). Only the real differences
+    /// from the previous contents are tracked as changes.
+    pub fn replace_all(&mut self, updates: &Value, v1: bool) -> Result<(), ReplicaError> {
+        let tables = updates.as_object().ok_or(ReplicaError::NotObject)?;
+        let mut fresh: BTreeMap<String, HashMap<Uuid, Row>> = BTreeMap::new();
+        for (tname, rows) in tables {
+            let rows = rows.as_object().ok_or(ReplicaError::NotObject)?;
+            let meta = self
+                .tables
+                .get(tname)
+                .ok_or_else(|| ReplicaError::UnknownTable(tname.clone()))?
+                .meta
+                .clone();
+            let out = fresh.entry(tname.clone()).or_default();
+            for (uuid_s, ru) in rows {
+                let uuid: Uuid = uuid_s.parse().map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
+                let body = if v1 { ru.get("new") } else { ru.get("initial").or_else(|| ru.get("insert")) };
+                let Some(body) = body else {
+                    return Err(ReplicaError::BadRowUpdate {
+                        table: tname.clone(),
+                        uuid,
+                        msg: "snapshot row without initial contents".into(),
+                    });
+                };
+                out.insert(uuid, parse_row(&meta, uuid, body, None)?);
+            }
+        }
+        for (tname, table) in self.tables.iter_mut() {
+            let mut new_rows = fresh.remove(tname).unwrap_or_default();
+            let gone: Vec<Uuid> = table.rows.keys().filter(|u| !new_rows.contains_key(u)).copied().collect();
+            for u in gone {
+                table.remove(u);
+            }
+            for (u, row) in new_rows.drain() {
+                if table.rows.get(&u).is_some_and(|cur| cur.values == row.values) {
+                    continue;
+                }
+                table.put(row);
+            }
+        }
+        self.seqno += 1;
+        Ok(())
+    }
+
+    /// Forget everything (rows and tracking), keeping schema and index definitions.
+    pub fn clear(&mut self) {
+        for t in self.tables.values_mut() {
+            t.rows.clear();
+            t.tracked.clear();
+            for ix in &mut t.indexes {
+                ix.map.clear();
+            }
+        }
+        self.seqno += 1;
+    }
+}
+
+fn parse_row(meta: &Arc<TableMeta>, uuid: Uuid, body: &Value, base: Option<Row>) -> Result<Row, ReplicaError> {
+    let obj = body.as_object().ok_or_else(|| ReplicaError::BadRowUpdate {
+        table: meta.name.clone(),
+        uuid,
+        msg: "row must be a JSON object".into(),
+    })?;
+    let mut row = base.unwrap_or_else(|| Row::new_default(uuid, meta.clone()));
+    for (c, v) in obj {
+        // Columns we did not ask for (e.g. `_version` from a v1 monitor) are ignored.
+        let Some(i) = meta.column_index(c) else { continue };
+        row.values[i] = Datum::from_json(v, &meta.types[i]).map_err(|err| ReplicaError::Datum {
+            table: meta.name.clone(),
+            column: c.clone(),
+            err,
+        })?;
+    }
+    Ok(row)
+}
+
+fn apply_modify(meta: &Arc<TableMeta>, row: &mut Row, body: &Value) -> Result<(), ReplicaError> {
+    let obj = body.as_object().ok_or_else(|| ReplicaError::BadRowUpdate {
+        table: meta.name.clone(),
+        uuid: row.uuid,
+        msg: "modify must be a JSON object".into(),
+    })?;
+    for (c, v) in obj {
+        let Some(i) = meta.column_index(c) else { continue };
+        let ty = &meta.types[i];
+        let err = |err| ReplicaError::Datum { table: meta.name.clone(), column: c.clone(), err };
+        // A diff of a set/map column may legitimately exceed the column's max (it is a
+        // symmetric difference); decode it with an unbounded type.
+        let mut diff_ty = ty.clone();
+        diff_ty.min = 0;
+        if ty.max > 1 {
+            diff_ty.max = u64::MAX;
+        }
+        let diff = Datum::from_json(v, &diff_ty).map_err(err)?;
+        row.values[i].apply_diff(&diff, ty).map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Arc<DatabaseSchema> {
+        let s = json!({
+            "name": "T", "version": "1.0.0",
+            "tables": {
+                "A": {"columns": {
+                    "name": {"type": "string"},
+                    "n": {"type": {"key": "integer", "min": 0, "max": 1}},
+                    "tags": {"type": {"key": "string", "min": 0, "max": "unlimited"}},
+                    "opts": {"type": {"key": "string", "value": "string", "min": 0, "max": "unlimited"}}
+                }, "isRoot": true},
+                "B": {"columns": {"x": {"type": "integer"}}, "isRoot": true}
+            }
+        });
+        Arc::new(DatabaseSchema::from_json(&s).unwrap())
+    }
+
+    fn replica() -> Replica {
+        let mut r = Replica::new("T");
+        let mut mon = BTreeMap::new();
+        mon.insert("A".to_string(), vec!["name".into(), "n".into(), "tags".into(), "opts".into()]);
+        mon.insert("B".to_string(), vec!["x".into()]);
+        r.set_schema(schema(), &mon);
+        r.add_index("A", &["name"]);
+        r
+    }
+
+    const U1: &str = "00000000-0000-0000-0000-000000000001";
+    const U2: &str = "00000000-0000-0000-0000-000000000002";
+
+    #[test]
+    fn insert_modify_delete_tracking() {
+        let mut r = replica();
+        r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a", "tags": ["set", ["x", "y"]]}}}})).unwrap();
+        let u1: Uuid = U1.parse().unwrap();
+        let row = r.get("A", u1).unwrap();
+        assert_eq!(row.str("name"), "a");
+        assert_eq!(row.int("n"), None);
+        assert_eq!(row.get("tags").len(), 2);
+        assert_eq!(r.changes("A")[0].kind, ChangeKind::Inserted);
+        r.clear_changes();
+        assert!(!r.has_changes());
+
+        r.apply_update2(&json!({"A": {U1: {"modify": {"tags": "x", "opts": ["map", [["k", "v"]]], "n": 5}}}}))
+            .unwrap();
+        let row = r.get("A", u1).unwrap();
+        assert_eq!(row.get("tags").strs().collect::<Vec<_>>(), vec!["y"]);
+        assert_eq!(row.smap_get("opts", "k"), Some("v"));
+        assert_eq!(row.int("n"), Some(5));
+        let ch = r.changes("A");
+        assert_eq!(ch.len(), 1);
+        assert_eq!(ch[0].kind, ChangeKind::Updated);
+        assert!(ch[0].column_changed("tags"));
+        assert!(!ch[0].column_changed("name"));
+        assert_eq!(ch[0].old.unwrap().get("tags").len(), 2);
+        r.clear_changes();
+
+        r.apply_update2(&json!({"A": {U1: {"delete": null}}})).unwrap();
+        let ch = r.changes("A");
+        assert_eq!(ch[0].kind, ChangeKind::Deleted);
+        assert_eq!(ch[0].old.unwrap().str("name"), "a");
+        assert!(r.find_by_str("A", "name", "a").is_none());
+    }
+
+    #[test]
+    fn insert_then_delete_is_no_change() {
+        let mut r = replica();
+        r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a"}}}})).unwrap();
+        r.apply_update2(&json!({"A": {U1: {"delete": null}}})).unwrap();
+        assert!(!r.has_changes());
+        assert!(r.seqno() >= 2);
+    }
+
+    #[test]
+    fn modify_back_is_no_change() {
+        let mut r = replica();
+        r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a"}}}})).unwrap();
+        r.clear_changes();
+        r.apply_update2(&json!({"A": {U1: {"modify": {"name": "b"}}}})).unwrap();
+        r.apply_update2(&json!({"A": {U1: {"modify": {"name": "a"}}}})).unwrap();
+        assert!(!r.has_changes());
+    }
+
+    #[test]
+    fn index_follows_changes() {
+        let mut r = replica();
+        r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a"}}, U2: {"insert": {"name": "a"}}}})).unwrap();
+        assert_eq!(r.find("A", &["name"], &[Datum::scalar("a")]).len(), 2);
+        r.apply_update2(&json!({"A": {U1: {"modify": {"name": "b"}}}})).unwrap();
+        assert_eq!(r.find("A", &["name"], &[Datum::scalar("a")]).len(), 1);
+        assert_eq!(r.find_by_str("A", "name", "b").unwrap().uuid(), U1.parse().unwrap());
+        // Unindexed lookups scan.
+        assert_eq!(r.find("B", &["x"], &[Datum::scalar(0i64)]).len(), 0);
+    }
+
+    #[test]
+    fn full_resync_tracks_only_differences() {
+        let mut r = replica();
+        r.replace_all(&json!({"A": {U1: {"initial": {"name": "a"}}, U2: {"initial": {"name": "b"}}}}), false)
+            .unwrap();
+        r.clear_changes();
+        // After a reconnect: U1 unchanged, U2 gone, U3 new.
+        let u3 = "00000000-0000-0000-0000-000000000003";
+        r.replace_all(&json!({"A": {U1: {"initial": {"name": "a"}}, u3: {"initial": {"name": "c"}}}}), false)
+            .unwrap();
+        let ch = r.changes("A");
+        assert_eq!(ch.len(), 2);
+        assert_eq!(ch[0].kind, ChangeKind::Deleted);
+        assert_eq!(ch[1].kind, ChangeKind::Inserted);
+        assert_eq!(r.len("A"), 2);
+    }
+
+    #[test]
+    fn bad_updates_are_errors_not_panics() {
+        let mut r = replica();
+        for bad in [
+            json!([]),
+            json!({"Nope": {}}),
+            json!({"A": {"not-a-uuid": {"insert": {}}}}),
+            json!({"A": {U1: {"insert": {}, "delete": null}}}),
+            json!({"A": {U1: {"modify": {"name": "x"}}}}),
+            json!({"A": {U1: {"delete": null}}}),
+            json!({"A": {U1: {"insert": {"name": 5}}}}),
+            json!({"A": {U1: {"frob": {}}}}),
+        ] {
+            assert!(r.apply_update2(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn v1_updates() {
+        let mut r = replica();
+        r.replace_all(&json!({"A": {U1: {"new": {"name": "a", "_version": ["uuid", U2]}}}}), true).unwrap();
+        r.apply_update1(&json!({"A": {U1: {"old": {"name": "a"}, "new": {"name": "z", "n": 1}}}})).unwrap();
+        assert_eq!(r.get("A", U1.parse().unwrap()).unwrap().str("name"), "z");
+        r.apply_update1(&json!({"A": {U1: {"old": {"name": "z"}}}})).unwrap();
+        assert_eq!(r.len("A"), 0);
+    }
+
+    #[test]
+    fn missing_column_reads_as_default() {
+        let r = {
+            let mut r = replica();
+            r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a"}}}})).unwrap();
+            r
+        };
+        let row = r.get("A", U1.parse().unwrap()).unwrap();
+        assert!(row.get("no_such_column").is_empty());
+        assert!(!row.has_column("no_such_column"));
+        assert!(r.has_column("A", "opts"));
+        assert!(!r.has_column("A", "zzz"));
+    }
+}

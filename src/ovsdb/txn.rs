@@ -1,1 +1,430 @@
-//! Transactions: building, write-changed-only, reply classification.
+//! Transactions: building the `transact` operations (spec ovsdb-protocol.md §5, §10) and
+//! classifying the reply (§5.5).
+//!
+//! [`Txn`] is write-changed-only: [`Txn::update`] compares the wanted values with the replica
+//! and sends only the columns that differ (and nothing at all when none do), and columns the
+//! server's schema lacks are never sent. A transaction whose operations change nothing
+//! ([`Txn::is_empty`]) is not sent at all.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use super::datum::{Atom, Datum};
+use super::replica::Replica;
+use super::uuid::Uuid;
+
+/// Reference to a row in a transaction: an existing row or one inserted by this transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RowRef {
+    Existing(Uuid),
+    Named(String),
+}
+
+impl RowRef {
+    /// The atom to store in a reference column.
+    pub fn atom(&self) -> Atom {
+        match self {
+            RowRef::Existing(u) => Atom::Uuid(*u),
+            RowRef::Named(n) => Atom::NamedUuid(n.clone()),
+        }
+    }
+    fn where_clause(&self) -> Value {
+        json!([["_uuid", "==", self.atom().to_json()]])
+    }
+}
+
+/// A transaction being built for one database.
+#[derive(Debug, Clone)]
+pub struct Txn {
+    db: String,
+    ops: Vec<Value>,
+    /// Number of ops that write (insert/update/mutate/delete).
+    writes: usize,
+    comments: Vec<String>,
+    next_name: u64,
+    /// Indices of `select` ops that read back incremented counters.
+    increments: Vec<usize>,
+}
+
+impl Txn {
+    pub fn new(db: &str) -> Txn {
+        Txn { db: db.to_string(), ops: vec![], writes: 0, comments: vec![], next_name: 0, increments: vec![] }
+    }
+
+    pub fn db(&self) -> &str {
+        &self.db
+    }
+
+    /// True when nothing would change: such a transaction is not sent.
+    pub fn is_empty(&self) -> bool {
+        self.writes == 0
+    }
+
+    /// Number of write operations.
+    pub fn n_writes(&self) -> usize {
+        self.writes
+    }
+
+    fn row_json(replica: Option<&Replica>, table: &str, cols: Vec<(&str, Datum)>) -> serde_json::Map<String, Value> {
+        let mut row = serde_json::Map::new();
+        for (c, d) in cols {
+            if let Some(r) = replica {
+                if r.schema().is_some() && !r.has_column(table, c) {
+                    continue;
+                }
+            }
+            row.insert(c.to_string(), d.to_json());
+        }
+        row
+    }
+
+    /// Insert a row; returns the named reference usable in the same transaction. Columns the
+    /// server lacks (per `replica`'s schema) are left out.
+    pub fn insert(&mut self, replica: &Replica, table: &str, cols: Vec<(&str, Datum)>) -> RowRef {
+        let name = format!("row{}", self.next_name);
+        self.next_name += 1;
+        let row = Self::row_json(Some(replica), table, cols);
+        self.ops.push(json!({"op": "insert", "table": table, "row": row, "uuid-name": name}));
+        self.writes += 1;
+        RowRef::Named(name)
+    }
+
+    /// Insert a row with a chosen UUID (OVS ≥ 2.13 `"uuid"` member).
+    pub fn insert_with_uuid(&mut self, replica: &Replica, table: &str, uuid: Uuid, cols: Vec<(&str, Datum)>) {
+        let row = Self::row_json(Some(replica), table, cols);
+        self.ops.push(json!({"op": "insert", "table": table, "row": row, "uuid": uuid.to_string()}));
+        self.writes += 1;
+    }
+
+    /// Update `cols` of an existing row, sending only the columns whose value differs from the
+    /// replica (and only those the server has). Returns whether anything was sent.
+    pub fn update(&mut self, replica: &Replica, table: &str, uuid: Uuid, cols: Vec<(&str, Datum)>) -> bool {
+        let current = replica.get(table, uuid);
+        let changed: Vec<(&str, Datum)> = cols
+            .into_iter()
+            .filter(|(c, d)| match current {
+                Some(row) => !row.has_column(c) || row.get(c) != d,
+                None => true,
+            })
+            .collect();
+        let row = Self::row_json(Some(replica), table, changed);
+        if row.is_empty() {
+            return false;
+        }
+        self.ops.push(json!({
+            "op": "update", "table": table,
+            "where": RowRef::Existing(uuid).where_clause(), "row": row
+        }));
+        self.writes += 1;
+        true
+    }
+
+    /// Update columns of a row by reference without comparing (e.g. a row inserted earlier in
+    /// this transaction).
+    pub fn update_ref(&mut self, replica: &Replica, table: &str, row: &RowRef, cols: Vec<(&str, Datum)>) {
+        let values = Self::row_json(Some(replica), table, cols);
+        if values.is_empty() {
+            return;
+        }
+        self.ops.push(json!({"op": "update", "table": table, "where": row.where_clause(), "row": values}));
+        self.writes += 1;
+    }
+
+    /// Delete a row.
+    pub fn delete(&mut self, table: &str, uuid: Uuid) {
+        self.ops.push(json!({"op": "delete", "table": table, "where": RowRef::Existing(uuid).where_clause()}));
+        self.writes += 1;
+    }
+
+    /// Mutate a row: `mutations` are (column, mutator, value), e.g. `("ports", "insert", set)`.
+    pub fn mutate(&mut self, table: &str, row: &RowRef, mutations: Vec<(&str, &str, Datum)>) {
+        if mutations.is_empty() {
+            return;
+        }
+        let m: Vec<Value> = mutations.into_iter().map(|(c, op, d)| json!([c, op, d.to_json()])).collect();
+        self.ops.push(json!({"op": "mutate", "table": table, "where": row.where_clause(), "mutations": m}));
+        self.writes += 1;
+    }
+
+    /// Set (or replace) keys of a string map column of an existing row with a mutation,
+    /// skipping keys that already have the value. Returns whether anything was sent.
+    pub fn smap_set(&mut self, replica: &Replica, table: &str, uuid: Uuid, column: &str, pairs: &[(&str, &str)]) -> bool {
+        if !replica.has_column(table, column) {
+            return false;
+        }
+        let cur = replica.get(table, uuid);
+        let todo: Vec<(&str, &str)> = pairs
+            .iter()
+            .filter(|(k, v)| cur.and_then(|r| r.smap_get(column, k)) != Some(*v))
+            .copied()
+            .collect();
+        if todo.is_empty() {
+            return false;
+        }
+        let keys = Datum::set(todo.iter().map(|(k, _)| Atom::from(*k)));
+        let r = RowRef::Existing(uuid);
+        self.mutate(table, &r, vec![(column, "delete", keys), (column, "insert", Datum::smap(todo))]);
+        true
+    }
+
+    /// Remove keys from a string map column (only those present).
+    pub fn smap_delete(&mut self, replica: &Replica, table: &str, uuid: Uuid, column: &str, keys: &[&str]) -> bool {
+        let cur = replica.get(table, uuid);
+        let todo: Vec<&str> = keys.iter().filter(|k| cur.is_some_and(|r| r.smap_get(column, k).is_some())).copied().collect();
+        if todo.is_empty() {
+            return false;
+        }
+        self.mutate(table, &RowRef::Existing(uuid), vec![(column, "delete", Datum::set(todo.into_iter().map(Atom::from)))]);
+        true
+    }
+
+    /// A precondition: the row's `columns` must still equal `values` (else the transaction
+    /// fails with "timed out" → try again).
+    pub fn verify(&mut self, table: &str, uuid: Uuid, values: Vec<(&str, Datum)>) {
+        let cols: Vec<&str> = values.iter().map(|(c, _)| *c).collect();
+        let row = Self::row_json(None, table, values);
+        self.ops.push(json!({
+            "op": "wait", "table": table, "timeout": 0,
+            "where": RowRef::Existing(uuid).where_clause(),
+            "until": "==", "columns": cols, "rows": [row]
+        }));
+    }
+
+    /// A precondition that `table` is empty (singleton insert race protection, §10 item 3).
+    pub fn verify_empty(&mut self, table: &str) {
+        self.ops.push(json!({"op": "wait", "table": table, "where": [], "timeout": 0, "until": "==", "rows": []}));
+    }
+
+    /// Increment an integer column with `+=` and read the new value back (`ovsdb_idl_txn_increment`).
+    /// The value is returned by [`TxnOutcome::increment`].
+    pub fn increment(&mut self, table: &str, uuid: Uuid, column: &str) {
+        let w = RowRef::Existing(uuid).where_clause();
+        self.ops.push(json!({"op": "mutate", "table": table, "where": w, "mutations": [[column, "+=", 1]]}));
+        self.ops.push(json!({"op": "select", "table": table, "where": w, "columns": [column]}));
+        self.increments.push(self.ops.len() - 1);
+        self.writes += 1;
+    }
+
+    pub fn add_comment(&mut self, c: &str) {
+        self.comments.push(c.to_string());
+    }
+
+    /// The `transact` params: db name, the ops, the comment, and `assert` for a lock.
+    pub fn to_params(&self, lock: Option<&str>) -> Vec<Value> {
+        let mut p = Vec::with_capacity(self.ops.len() + 3);
+        p.push(Value::String(self.db.clone()));
+        p.extend(self.ops.iter().cloned());
+        if !self.comments.is_empty() {
+            p.push(json!({"op": "comment", "comment": self.comments.join("\n")}));
+        }
+        if let Some(l) = lock {
+            p.push(json!({"op": "assert", "lock": l}));
+        }
+        p
+    }
+
+    /// Classify the reply to the params built by [`Txn::to_params`].
+    pub fn classify(&self, reply: Result<&Value, &Value>) -> TxnStatus {
+        let r = classify(reply);
+        match r {
+            TxnStatus::Success(mut o) => {
+                o.named = self.named_uuids(&o.results);
+                o.increment = self.increments.first().and_then(|&i| {
+                    o.results.get(i)?.get("rows")?.get(0)?.as_object()?.values().next()?.as_i64()
+                });
+                TxnStatus::Success(o)
+            }
+            other => other,
+        }
+    }
+
+    fn named_uuids(&self, results: &[Value]) -> HashMap<String, Uuid> {
+        let mut m = HashMap::new();
+        for (i, op) in self.ops.iter().enumerate() {
+            if let (Some(name), Some(r)) = (op.get("uuid-name").and_then(Value::as_str), results.get(i)) {
+                if let Some(u) = r.get("uuid").and_then(|u| u.get(1)).and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+                    m.insert(name.to_string(), u);
+                }
+            }
+        }
+        m
+    }
+}
+
+/// A server-side transaction error (hard error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxnError {
+    #[error("constraint violation: {0}")]
+    ConstraintViolation(String),
+    #[error("referential integrity violation: {0}")]
+    ReferentialIntegrity(String),
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+    #[error("{tag}: {details}")]
+    Other { tag: String, details: String },
+    #[error("bad transaction reply: {0}")]
+    BadReply(String),
+}
+
+/// Result of a successful transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TxnOutcome {
+    pub results: Vec<Value>,
+    /// uuid-name → real UUID of inserted rows.
+    pub named: HashMap<String, Uuid>,
+    /// New value of the incremented counter, if any.
+    pub increment: Option<i64>,
+}
+
+/// How a commit ended (spec §5.5).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TxnStatus {
+    /// Nothing to send.
+    Unchanged,
+    Success(TxnOutcome),
+    /// Soft failure: wait for a replica change, then recompute and try again.
+    TryAgain(String),
+    /// The lock `assert` failed.
+    NotLocked,
+    Error(TxnError),
+}
+
+impl TxnStatus {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, TxnStatus::Unchanged | TxnStatus::Success(_))
+    }
+}
+
+fn error_of(v: &Value) -> (String, String) {
+    let tag = v.get("error").and_then(Value::as_str).unwrap_or("").to_string();
+    let details = v.get("details").and_then(Value::as_str).unwrap_or("").to_string();
+    (tag, details)
+}
+
+/// Classify a `transact` reply (`Ok(result)` or `Err(error)`), as `ovsdb_idl_txn_process_reply`:
+/// hard errors beat lock errors beat soft errors.
+pub fn classify(reply: Result<&Value, &Value>) -> TxnStatus {
+    let result = match reply {
+        Err(Value::String(s)) if s == "canceled" => return TxnStatus::TryAgain("canceled".into()),
+        Err(e) => {
+            let (tag, details) = error_of(e);
+            let text = if tag.is_empty() { e.to_string() } else { format!("{tag}: {details}") };
+            return TxnStatus::Error(TxnError::Other { tag: "error reply".into(), details: text });
+        }
+        Ok(r) => r,
+    };
+    let Some(arr) = result.as_array() else {
+        return TxnStatus::Error(TxnError::BadReply("reply is not an array".into()));
+    };
+    let (mut hard, mut lock, mut soft) = (None, false, None);
+    for op in arr {
+        if op.is_null() {
+            soft.get_or_insert_with(|| "operation not executed".to_string());
+            continue;
+        }
+        let Some(e) = op.get("error") else { continue };
+        if !e.is_string() {
+            hard.get_or_insert(TxnError::BadReply("\"error\" is not a string".into()));
+            continue;
+        }
+        let (tag, details) = error_of(op);
+        match tag.as_str() {
+            "timed out" => {
+                soft.get_or_insert(format!("timed out: {details}"));
+            }
+            "unknown database" => {
+                soft.get_or_insert(format!("unknown database: {details}"));
+            }
+            "not owner" => lock = true,
+            "aborted" => {}
+            "constraint violation" => {
+                hard.get_or_insert(TxnError::ConstraintViolation(details));
+            }
+            "referential integrity violation" => {
+                hard.get_or_insert(TxnError::ReferentialIntegrity(details));
+            }
+            "not allowed" => {
+                hard.get_or_insert(TxnError::NotAllowed(details));
+            }
+            _ => {
+                hard.get_or_insert(TxnError::Other { tag, details });
+            }
+        }
+    }
+    if let Some(h) = hard {
+        TxnStatus::Error(h)
+    } else if lock {
+        TxnStatus::NotLocked
+    } else if let Some(s) = soft {
+        TxnStatus::TryAgain(s)
+    } else {
+        TxnStatus::Success(TxnOutcome { results: arr.clone(), ..Default::default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        assert!(matches!(classify(Ok(&json!([{}, {"count": 1}]))), TxnStatus::Success(_)));
+        assert!(matches!(classify(Ok(&json!([{}, {"error": "timed out"}]))), TxnStatus::TryAgain(_)));
+        assert!(matches!(classify(Ok(&json!([{}, null]))), TxnStatus::TryAgain(_)));
+        assert_eq!(classify(Ok(&json!([{}, {"error": "not owner"}]))), TxnStatus::NotLocked);
+        assert!(matches!(
+            classify(Ok(&json!([{"error": "constraint violation", "details": "x"}, null]))),
+            TxnStatus::Error(TxnError::ConstraintViolation(d)) if d == "x"
+        ));
+        assert!(matches!(
+            classify(Ok(&json!([{"count": 1}, {}, {"error": "referential integrity violation", "details": "y"}]))),
+            TxnStatus::Error(TxnError::ReferentialIntegrity(_))
+        ));
+        // hard beats lock beats soft
+        assert!(matches!(
+            classify(Ok(&json!([{"error": "not owner"}, {"error": "constraint violation"}]))),
+            TxnStatus::Error(_)
+        ));
+        assert_eq!(classify(Ok(&json!([{"error": "timed out"}, {"error": "not owner"}]))), TxnStatus::NotLocked);
+        assert!(matches!(classify(Err(&json!("canceled"))), TxnStatus::TryAgain(_)));
+        assert!(matches!(classify(Err(&json!({"error": "unknown database"}))), TxnStatus::Error(_)));
+        assert!(matches!(classify(Ok(&json!({}))), TxnStatus::Error(TxnError::BadReply(_))));
+        assert!(matches!(classify(Ok(&json!([{"error": 5}]))), TxnStatus::Error(TxnError::BadReply(_))));
+    }
+
+    #[test]
+    fn params_shape() {
+        let r = Replica::new("DB");
+        let mut t = Txn::new("DB");
+        assert!(t.is_empty());
+        let n = t.insert(&r, "T", vec![("name", Datum::scalar("a"))]);
+        t.delete("T", Uuid(5));
+        t.add_comment("ovn-ic");
+        let p = t.to_params(Some("ovn_ic"));
+        assert_eq!(p[0], json!("DB"));
+        assert_eq!(p[1]["op"], "insert");
+        assert_eq!(p[1]["uuid-name"], json!(match &n { RowRef::Named(s) => s.clone(), _ => unreachable!() }));
+        assert_eq!(p[2]["op"], "delete");
+        assert_eq!(p[3], json!({"op": "comment", "comment": "ovn-ic"}));
+        assert_eq!(p[4], json!({"op": "assert", "lock": "ovn_ic"}));
+        let reply = json!([{"uuid": ["uuid", "00000000-0000-0000-0000-000000000009"]}, {"count": 1}, {}, {}]);
+        match t.classify(Ok(&reply)) {
+            TxnStatus::Success(o) => {
+                assert_eq!(o.named.get("row0"), Some(&Uuid(9)));
+            }
+            s => panic!("{s:?}"),
+        }
+    }
+
+    #[test]
+    fn increment_reads_back() {
+        let mut t = Txn::new("DB");
+        t.increment("G", Uuid(1), "nb_ic_cfg");
+        let reply = json!([{"count": 1}, {"rows": [{"nb_ic_cfg": 7}]}]);
+        match t.classify(Ok(&reply)) {
+            TxnStatus::Success(o) => assert_eq!(o.increment, Some(7)),
+            s => panic!("{s:?}"),
+        }
+    }
+}
