@@ -87,12 +87,75 @@ impl Atom {
     /// Decode one atom of type `ty`. A real accepts JSON integers; an integer accepts a JSON
     /// number that is exactly integral. `["named-uuid", n]` is accepted for uuids.
     pub fn from_json(v: &Value, ty: AtomicType) -> Result<Atom, DatumError> {
-        todo!("helper: implement")
+        match ty {
+            AtomicType::Integer => match v {
+                Value::Number(n) => json_number_to_i64(n)
+                    .map(Atom::Integer)
+                    .ok_or_else(|| type_error(ty, v)),
+                _ => Err(type_error(ty, v)),
+            },
+            AtomicType::Real => match v {
+                Value::Number(n) => n.as_f64().map(Atom::Real).ok_or_else(|| type_error(ty, v)),
+                _ => Err(type_error(ty, v)),
+            },
+            AtomicType::Boolean => match v {
+                Value::Bool(b) => Ok(Atom::Boolean(*b)),
+                _ => Err(type_error(ty, v)),
+            },
+            AtomicType::String => match v {
+                Value::String(s) => Ok(Atom::String(s.clone())),
+                _ => Err(type_error(ty, v)),
+            },
+            AtomicType::Uuid => match v.as_array().map(Vec::as_slice) {
+                Some([Value::String(tag), Value::String(s)]) if tag == "uuid" => s
+                    .parse::<Uuid>()
+                    .map(Atom::Uuid)
+                    .map_err(|e| DatumError::Syntax(e.to_string())),
+                Some([Value::String(tag), Value::String(name)]) if tag == "named-uuid" => {
+                    Ok(Atom::NamedUuid(name.clone()))
+                }
+                _ => Err(type_error(ty, v)),
+            },
+        }
     }
 
     /// Encode for the wire: uuids as `["uuid", "..."]`, named uuids as `["named-uuid", n]`.
     pub fn to_json(&self) -> Value {
-        todo!("helper: implement")
+        match self {
+            Atom::Integer(i) => Value::from(*i),
+            // Non-finite reals cannot come from JSON; they encode as `null` (serde_json's rule).
+            Atom::Real(r) => Value::from(*r),
+            Atom::Boolean(b) => Value::Bool(*b),
+            Atom::String(s) => Value::String(s.clone()),
+            Atom::Uuid(u) => Value::Array(vec![Value::from("uuid"), Value::String(u.to_string())]),
+            Atom::NamedUuid(n) => {
+                Value::Array(vec![Value::from("named-uuid"), Value::String(n.clone())])
+            }
+        }
+    }
+
+    /// Rank of the variant in the total order (Integer < Real < Boolean < String < Uuid <
+    /// NamedUuid); also the discriminant fed to `Hash`.
+    fn rank(&self) -> u8 {
+        match self {
+            Atom::Integer(_) => 0,
+            Atom::Real(_) => 1,
+            Atom::Boolean(_) => 2,
+            Atom::String(_) => 3,
+            Atom::Uuid(_) => 4,
+            Atom::NamedUuid(_) => 5,
+        }
+    }
+
+    /// The default atom of a type (`ovsdb_atom_init_default`): 0, 0.0, false, "", zero uuid.
+    pub fn default_for(ty: AtomicType) -> Atom {
+        match ty {
+            AtomicType::Integer => Atom::Integer(0),
+            AtomicType::Real => Atom::Real(0.0),
+            AtomicType::Boolean => Atom::Boolean(false),
+            AtomicType::String => Atom::String(String::new()),
+            AtomicType::Uuid => Atom::Uuid(Uuid::ZERO),
+        }
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -151,7 +214,16 @@ impl From<Uuid> for Atom {
 // ovsdb-server orders it (reals by f64::total_cmp, strings bytewise).
 impl Ord for Atom {
     fn cmp(&self, other: &Self) -> Ordering {
-        todo!("helper: implement")
+        match (self, other) {
+            (Atom::Integer(a), Atom::Integer(b)) => a.cmp(b),
+            (Atom::Real(a), Atom::Real(b)) => a.total_cmp(b),
+            (Atom::Boolean(a), Atom::Boolean(b)) => a.cmp(b),
+            // `str`'s Ord is bytewise, i.e. `strcmp` on UTF-8.
+            (Atom::String(a), Atom::String(b)) => a.cmp(b),
+            (Atom::Uuid(a), Atom::Uuid(b)) => a.cmp(b),
+            (Atom::NamedUuid(a), Atom::NamedUuid(b)) => a.cmp(b),
+            _ => self.rank().cmp(&other.rank()),
+        }
     }
 }
 impl PartialOrd for Atom {
@@ -167,7 +239,15 @@ impl PartialEq for Atom {
 impl Eq for Atom {}
 impl Hash for Atom {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        todo!("helper: implement, consistent with Eq (reals by bits)")
+        self.rank().hash(state);
+        match self {
+            Atom::Integer(i) => i.hash(state),
+            // total_cmp equality is exactly bit equality, so hashing the bits is consistent.
+            Atom::Real(r) => r.to_bits().hash(state),
+            Atom::Boolean(b) => b.hash(state),
+            Atom::String(s) | Atom::NamedUuid(s) => s.hash(state),
+            Atom::Uuid(u) => u.hash(state),
+        }
     }
 }
 
@@ -215,26 +295,202 @@ impl Datum {
     /// copies of the base type's default atom (0, 0.0, false, "", all-zero uuid), i.e. the empty
     /// set or map when `min` is 0.
     pub fn default_for(ty: &ColumnType) -> Datum {
-        todo!("helper: implement")
+        // Elements are unique, so `min` copies of one atom collapse to a single element
+        // (valid schemas have min 0 or 1 anyway).
+        let present = ty.min > 0;
+        match &ty.value {
+            Some(vt) => {
+                let mut m = BTreeMap::new();
+                if present {
+                    m.insert(
+                        Atom::default_for(ty.key.atomic),
+                        Atom::default_for(vt.atomic),
+                    );
+                }
+                Datum::Map(m)
+            }
+            None => {
+                let mut s = BTreeSet::new();
+                if present {
+                    s.insert(Atom::default_for(ty.key.atomic));
+                }
+                Datum::Set(s)
+            }
+        }
     }
 
     /// Decode a column value as the server sends it and as `ovsdb_datum_from_json` parses it: for
     /// a map column `["map", [[k, v], ...]]`; otherwise `["set", [...]]` or a bare atom. Enforces
     /// min/max and rejects duplicates. (Enum/range constraints are the server's job; not checked.)
     pub fn from_json(v: &Value, ty: &ColumnType) -> Result<Datum, DatumError> {
-        todo!("helper: implement")
+        Datum::from_json_counted(v, ty, ty.min, ty.max)
+    }
+
+    /// Decode an `update2` `modify` diff for a column of type `ty` (the C
+    /// `ovsdb_transient_datum_from_json`): like [`Datum::from_json`] but without the min/max
+    /// element-count check, since a set diff (a symmetric difference) may legitimately have more
+    /// elements than the column allows. Pass the result to [`Datum::apply_diff`].
+    pub fn diff_from_json(v: &Value, ty: &ColumnType) -> Result<Datum, DatumError> {
+        Datum::from_json_counted(v, ty, 0, u64::MAX)
+    }
+
+    fn from_json_counted(
+        v: &Value,
+        ty: &ColumnType,
+        min: u64,
+        max: u64,
+    ) -> Result<Datum, DatumError> {
+        let check_count = |n: usize| {
+            let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+            if n64 < min || n64 > max {
+                Err(DatumError::Count { min, max, n })
+            } else {
+                Ok(())
+            }
+        };
+        if let Some(vt) = &ty.value {
+            let pairs = unwrap_tagged(v, "map")?;
+            check_count(pairs.len())?;
+            let mut m = BTreeMap::new();
+            for p in pairs {
+                let (k, val) = match p.as_array().map(Vec::as_slice) {
+                    Some([k, val]) => (k, val),
+                    _ => {
+                        return Err(DatumError::Type {
+                            expected: "2-element array".into(),
+                            got: json_kind(p).into(),
+                        })
+                    }
+                };
+                let k = Atom::from_json(k, ty.key.atomic)?;
+                let val = Atom::from_json(val, vt.atomic)?;
+                if m.insert(k, val).is_some() {
+                    return Err(DatumError::DuplicateKey);
+                }
+            }
+            return Ok(Datum::Map(m));
+        }
+        if is_tagged_array(v, "set") {
+            let elems = unwrap_tagged(v, "set")?;
+            check_count(elems.len())?;
+            let mut s = BTreeSet::new();
+            for e in elems {
+                if !s.insert(Atom::from_json(e, ty.key.atomic)?) {
+                    return Err(DatumError::DuplicateSet);
+                }
+            }
+            Ok(Datum::Set(s))
+        } else {
+            check_count(1)?;
+            Ok(Datum::Set(BTreeSet::from([Atom::from_json(
+                v,
+                ty.key.atomic,
+            )?])))
+        }
     }
 
     /// Encode as `ovsdb_datum_to_json`: maps always `["map", ...]`; a set with exactly one element
     /// as the bare atom; otherwise `["set", [...]]`.
     pub fn to_json(&self) -> Value {
-        todo!("helper: implement")
+        match self {
+            Datum::Map(m) => tagged(
+                "map",
+                m.iter()
+                    .map(|(k, v)| Value::Array(vec![k.to_json(), v.to_json()]))
+                    .collect(),
+            ),
+            Datum::Set(s) if s.len() == 1 => s.iter().next().map_or(Value::Null, Atom::to_json),
+            Datum::Set(s) => tagged("set", s.iter().map(Atom::to_json).collect()),
+        }
     }
 
     /// Apply an `update2` `modify` diff for a column of type `ty` (spec §6.2): max == 1 → the diff
     /// is the new value; set → toggle each element; map → remove/add/replace per key.
+    ///
+    /// Decode the diff with [`Datum::diff_from_json`]. An empty datum of the wrong kind (e.g.
+    /// `Datum::default()` for a map column) is treated as empty of the right kind. On error
+    /// (a diff of the wrong kind, or a result violating min/max) `self` is left unchanged.
     pub fn apply_diff(&mut self, diff: &Datum, ty: &ColumnType) -> Result<(), DatumError> {
-        todo!("helper: implement")
+        let kind_err = |d: &Datum| DatumError::Type {
+            expected: if ty.is_map() { "map" } else { "set" }.into(),
+            got: if matches!(d, Datum::Map(_)) {
+                "map"
+            } else {
+                "set"
+            }
+            .into(),
+        };
+        let check = |n: usize| {
+            let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+            if n64 < ty.min || n64 > ty.max {
+                Err(DatumError::Count {
+                    min: ty.min,
+                    max: ty.max,
+                    n,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        if ty.is_map() != matches!(diff, Datum::Map(_)) {
+            return Err(kind_err(diff));
+        }
+        if ty.max == 1 {
+            check(diff.len())?;
+            self.clone_from(diff);
+            return Ok(());
+        }
+        if ty.is_map() != matches!(self, Datum::Map(_)) {
+            if !self.is_empty() {
+                return Err(kind_err(self));
+            }
+            *self = if ty.is_map() {
+                Datum::empty_map()
+            } else {
+                Datum::empty_set()
+            };
+        }
+        let unbounded = ty.min == 0 && ty.max == u64::MAX;
+        match (self, diff) {
+            (Datum::Set(s), Datum::Set(d)) => {
+                if !unbounded {
+                    let removed = d.iter().filter(|a| s.contains(*a)).count();
+                    check(s.len() + (d.len() - removed) - removed)?;
+                }
+                for a in d {
+                    if !s.remove(a) {
+                        s.insert(a.clone());
+                    }
+                }
+            }
+            (Datum::Map(m), Datum::Map(d)) => {
+                if !unbounded {
+                    let (mut added, mut removed) = (0, 0);
+                    for (k, v) in d {
+                        match m.get(k) {
+                            None => added += 1,
+                            Some(old) if old == v => removed += 1,
+                            Some(_) => {}
+                        }
+                    }
+                    check(m.len() + added - removed)?;
+                }
+                for (k, v) in d {
+                    match m.get_mut(k) {
+                        Some(old) if old == v => {
+                            m.remove(k);
+                        }
+                        Some(old) => old.clone_from(v),
+                        None => {
+                            m.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            // Kinds were checked above; keep this total rather than panicking.
+            (d, _) => return Err(kind_err(d)),
+        }
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -280,7 +536,10 @@ impl Datum {
     }
     /// The uuids of a set-of-uuid (reference) column.
     pub fn uuids(&self) -> impl Iterator<Item = Uuid> + '_ {
-        self.as_set().into_iter().flatten().filter_map(Atom::as_uuid)
+        self.as_set()
+            .into_iter()
+            .flatten()
+            .filter_map(Atom::as_uuid)
     }
     /// The strings of a set-of-string column.
     pub fn strs(&self) -> impl Iterator<Item = &str> + '_ {
@@ -298,6 +557,68 @@ impl Datum {
             .into_iter()
             .flatten()
             .filter_map(|(k, v)| Some((k.as_str()?, v.as_str()?)))
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "real",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn type_error(ty: AtomicType, v: &Value) -> DatumError {
+    let expected = match ty {
+        AtomicType::Uuid => "[\"uuid\", <string>] or [\"named-uuid\", <string>]",
+        other => other.name(),
+    };
+    DatumError::Type {
+        expected: expected.to_string(),
+        got: json_kind(v).to_string(),
+    }
+}
+
+/// A JSON number as an int64, if it is exactly integral and in range (the C lexer's rule: `1.0`
+/// and `1e3` are integers; `2^63` is not).
+pub(crate) fn json_number_to_i64(n: &serde_json::Number) -> Option<i64> {
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    if n.is_u64() {
+        return None; // > i64::MAX
+    }
+    let f = n.as_f64()?;
+    // -2^63 is exactly representable; 2^63 is the first value out of range.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f) {
+        Some(f as i64)
+    } else {
+        None
+    }
+}
+
+fn tagged(tag: &str, elems: Vec<Value>) -> Value {
+    Value::Array(vec![Value::from(tag), Value::Array(elems)])
+}
+
+/// Whether `v` is an array whose first element is the string `tag`.
+fn is_tagged_array(v: &Value, tag: &str) -> bool {
+    matches!(v.as_array().and_then(|a| a.first()), Some(Value::String(t)) if t == tag)
+}
+
+/// The inner array of `[tag, [...]]` (C `unwrap_json`).
+fn unwrap_tagged<'a>(v: &'a Value, tag: &str) -> Result<&'a [Value], DatumError> {
+    match v.as_array().map(Vec::as_slice) {
+        Some([Value::String(t), Value::Array(inner)]) if t == tag => Ok(inner),
+        _ => Err(DatumError::Type {
+            expected: format!("[\"{tag}\", <array>]"),
+            got: json_kind(v).to_string(),
+        }),
     }
 }
 
