@@ -500,7 +500,7 @@ enum End {
 }
 
 /// Drive one session forever (until the [`Session`] is dropped).
-pub async fn run_connection_task(
+async fn run_connection_task(
     cfg: SessionConfig,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     events: mpsc::UnboundedSender<Event>,
