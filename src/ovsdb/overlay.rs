@@ -30,6 +30,8 @@ pub enum RowIntent {
 pub struct Intents {
     tables: BTreeMap<String, BTreeMap<Uuid, RowIntent>>,
     comments: Vec<String>,
+    /// Atomic `+= 1` of an integer column (table, row, column); sent even alone.
+    increments: Vec<(String, Uuid, String)>,
 }
 
 impl Intents {
@@ -38,7 +40,7 @@ impl Intents {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tables.values().all(BTreeMap::is_empty)
+        self.tables.values().all(BTreeMap::is_empty) && self.increments.is_empty()
     }
 
     /// Number of row intents.
@@ -49,6 +51,16 @@ impl Intents {
     pub fn clear(&mut self) {
         self.tables.clear();
         self.comments.clear();
+        self.increments.clear();
+    }
+
+    /// Atomically increment an integer column by one (`mutate +=`), read back on commit.
+    pub fn increment(&mut self, table: &str, uuid: Uuid, column: &str) {
+        self.increments.push((table.to_string(), uuid, column.to_string()));
+    }
+
+    pub fn increments(&self) -> &[(String, Uuid, String)] {
+        &self.increments
     }
 
     /// Insert a new row; returns its (final) UUID.
@@ -119,6 +131,7 @@ impl Intents {
         for c in &other.comments {
             self.add_comment(c);
         }
+        self.increments.extend(other.increments.iter().cloned());
     }
 
     /// Append these intents to `txn`, sending only real changes: inserts with their UUID,
@@ -142,6 +155,11 @@ impl Intents {
                         }
                     }
                 }
+            }
+        }
+        for (t, u, c) in &self.increments {
+            if replica.get(t, *u).is_some() {
+                txn.increment(t, *u, c);
             }
         }
         for c in &self.comments {
