@@ -1,0 +1,726 @@
+//! Port bindings (spec ovn-ic-core.md §4.6): ISB Port_Binding rows for the transit ports of
+//! this AZ, NB ports for the transit ports of other AZs, managed ports from IC-NB
+//! Transit_Switch_Port / Transit_Router_Port, and the legacy CMS-created ports.
+//!
+//! Deviations from upstream, all recommended by the spec (see docs/compatibility.md):
+//! * Q2: port keys are allocated per transit switch/router against every AZ's bindings on it
+//!   (plus keys allocated earlier in the run), with the process-lifetime hint, so two AZs do not
+//!   both pick key 1.
+//! * Q3: a transit router's local bindings that no TRP claims any more are deleted.
+//! * Q11: a transit switch only considers switch-port bindings, a transit router only
+//!   router-port bindings, so a TS and a TR with the same name do not delete each other's rows.
+//! * Q16: a TSP handled as local is also taken out of the remote set.
+//! * Port-key exhaustion skips the port on every path (upstream crashes on two of them).
+//! * A new NB port or ISB binding whose name is already taken elsewhere is skipped with a
+//!   warning instead of failing the whole transaction.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use tracing::{debug, warn};
+
+use super::util::allocate_key;
+use super::{Ctx, Out, Views};
+use crate::ovsdb::datum::{Atom, Datum};
+use crate::ovsdb::replica::Row;
+use crate::ovsdb::Uuid;
+
+/// Port tunnel keys: 1 … 32767.
+pub const PORT_KEY_MIN: i64 = 1;
+pub const PORT_KEY_MAX: i64 = 32767;
+
+pub const TYPE_TS_PORT: &str = "transit-switch-port";
+pub const TYPE_TR_PORT: &str = "transit-router-port";
+
+/// Process-lifetime state of the stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortBindingState {
+    /// Last port key handed out (upstream's hint; 0 at start).
+    pub hint: i64,
+}
+
+impl PortBindingState {
+    fn allocate(&mut self, used: &mut BTreeSet<i64>) -> Option<i64> {
+        match allocate_key(used, PORT_KEY_MIN, PORT_KEY_MAX, self.hint) {
+            Some(k) => {
+                used.insert(k);
+                self.hint = k;
+                Some(k)
+            }
+            None => {
+                // rate-limited upstream: 1/min
+                warn!(target: "ovn_util", "all transit port tunnel ids exhausted");
+                None
+            }
+        }
+    }
+}
+
+fn is_router_binding(pb: &Row) -> bool {
+    pb.str("type") == TYPE_TR_PORT
+}
+
+fn smap_with(row: &Row, column: &str, set: &[(&str, &str)], remove: &[&str]) -> Datum {
+    let mut m: BTreeMap<String, String> =
+        row.get(column).smap_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    for k in remove {
+        m.remove(*k);
+    }
+    for (k, v) in set {
+        m.insert(k.to_string(), v.to_string());
+    }
+    Datum::smap(m)
+}
+
+fn str_set<'a>(items: impl IntoIterator<Item = &'a str>) -> Datum {
+    Datum::set(items.into_iter().map(Atom::from))
+}
+
+/// Whether SB has a chassis named `name` that is not a remote gateway copy.
+fn chassis_is_local(v: &Views, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    v.sb.find_by_str("Chassis", "name", name)
+        .iter()
+        .any(|c| !super::util::smap_bool_default_false(c.smap_get("other_config", "is-remote")))
+}
+
+/// Bindings of one transit datapath split by owner.
+struct Split<'a> {
+    local: BTreeMap<String, Cow<'a, Row>>,
+    remote: BTreeMap<String, Cow<'a, Row>>,
+    used: BTreeSet<i64>,
+}
+
+fn split<'a>(pbs: &[Cow<'a, Row>], dp_name: &str, router: bool, az: Uuid) -> Split<'a> {
+    let mut s = Split { local: BTreeMap::new(), remote: BTreeMap::new(), used: BTreeSet::new() };
+    for pb in pbs.iter().filter(|pb| pb.str("transit_switch") == dp_name) {
+        if let Some(k) = pb.int("tunnel_key") {
+            s.used.insert(k);
+        }
+        if is_router_binding(pb) != router {
+            continue;
+        }
+        let name = pb.str("logical_port").to_string();
+        if pb.uuid_of("availability_zone") == Some(az) {
+            s.local.insert(name, pb.clone());
+        } else {
+            s.remote.insert(name, pb.clone());
+        }
+    }
+    s
+}
+
+/// Everything the per-datapath passes need, computed once per run.
+struct Run<'v, 'a> {
+    v: &'v Views<'a>,
+    ctx: &'v Ctx,
+    st: &'v mut PortBindingState,
+    out: &'v mut Out,
+    /// ISB logical_port names taken by any binding (unique index).
+    isb_names: BTreeSet<String>,
+    /// NB LSP / LRP names in use (unique indexes).
+    nb_lsp_names: BTreeSet<String>,
+    nb_lrp_names: BTreeSet<String>,
+    has_pb_type: bool,
+}
+
+impl Run<'_, '_> {
+    fn new_binding(
+        &mut self,
+        locked: bool,
+        dp_name: &str,
+        port: &str,
+        key: i64,
+        ty: &str,
+        nb_ic_uuid: Option<Uuid>,
+        extra: Vec<(&str, Datum)>,
+    ) -> Option<Uuid> {
+        if self.isb_names.contains(port) {
+            // rate-limited upstream: 5/min
+            warn!(target: "ovn_ic", "Port binding {port} already exists in IC-SB for another transit datapath; skipping.");
+            return None;
+        }
+        let mut cols = vec![
+            ("availability_zone", Datum::scalar(self.ctx.az)),
+            ("transit_switch", Datum::scalar(dp_name)),
+            ("logical_port", Datum::scalar(port)),
+            ("tunnel_key", Datum::scalar(key)),
+        ];
+        if self.has_pb_type {
+            cols.push(("type", Datum::scalar(ty)));
+            if let Some(u) = nb_ic_uuid {
+                cols.push(("nb_ic_uuid", Datum::scalar(u)));
+            }
+        }
+        cols.extend(extra);
+        self.isb_names.insert(port.to_string());
+        let target = if locked { &mut self.out.icsb_locked } else { &mut self.out.icsb };
+        Some(target.insert("Port_Binding", cols))
+    }
+
+    /// The binding row as it is now (after the intents of this run).
+    fn pb(&self, uuid: Uuid) -> Option<Cow<'_, Row>> {
+        self.v.icsb.with(&self.out.icsb).with(&self.out.icsb_locked).get("Port_Binding", uuid)
+    }
+
+    fn update_pb(&mut self, pb: &Row, cols: Vec<(&str, Datum)>) {
+        // A binding inserted through the locked session this run is updated through it too.
+        if self.out.icsb_locked.get("Port_Binding", pb.uuid()).is_some() {
+            self.out.icsb_locked.update("Port_Binding", pb.uuid(), cols);
+        } else {
+            self.out.icsb.update("Port_Binding", pb.uuid(), cols);
+        }
+    }
+
+    fn delete_pb(&mut self, pb: &Row) {
+        self.out.icsb.delete("Port_Binding", pb.uuid());
+    }
+}
+
+/// Run the stage. `v` must include the gateway stage's intents (remote chassis), per §4.0.
+pub fn run(v: &Views, ctx: &Ctx, st: &mut PortBindingState, out: &mut Out) {
+    let isb_pbs = v.icsb.rows("Port_Binding");
+    let has_pb_type = v.icsb.replica().has_column("Port_Binding", "type");
+    let mut r = Run {
+        v,
+        ctx,
+        st,
+        out,
+        isb_names: isb_pbs.iter().map(|pb| pb.str("logical_port").to_string()).collect(),
+        nb_lsp_names: v.nb.rows("Logical_Switch_Port").iter().map(|p| p.str("name").to_string()).collect(),
+        nb_lrp_names: v.nb.rows("Logical_Router_Port").iter().map(|p| p.str("name").to_string()).collect(),
+        has_pb_type,
+    };
+    let mut local_switch_pbs: BTreeMap<Uuid, Cow<Row>> = BTreeMap::new();
+    let mut local_router_pbs: BTreeMap<Uuid, Cow<Row>> = BTreeMap::new();
+    for pb in &isb_pbs {
+        if pb.uuid_of("availability_zone") == Some(ctx.az) {
+            if is_router_binding(pb) {
+                local_router_pbs.insert(pb.uuid(), pb.clone());
+            } else {
+                local_switch_pbs.insert(pb.uuid(), pb.clone());
+            }
+        }
+    }
+
+    let mut tss = v.icnb.rows("Transit_Switch");
+    tss.sort_by(|a, b| a.str("name").cmp(b.str("name")));
+    for ts in &tss {
+        sync_transit_switch(&mut r, ts, &isb_pbs, &mut local_switch_pbs);
+    }
+    for pb in local_switch_pbs.values() {
+        r.delete_pb(pb);
+    }
+
+    if v.icnb.replica().has_table("Transit_Router") && has_pb_type {
+        let mut trs = v.icnb.rows("Transit_Router");
+        trs.sort_by(|a, b| a.str("name").cmp(b.str("name")));
+        for tr in &trs {
+            sync_transit_router(&mut r, tr, &isb_pbs, &mut local_router_pbs);
+        }
+    }
+    for pb in local_router_pbs.values() {
+        r.delete_pb(pb);
+    }
+}
+
+fn sync_transit_switch(r: &mut Run, ts: &Row, isb_pbs: &[Cow<Row>], local_all: &mut BTreeMap<Uuid, Cow<Row>>) {
+    let v = r.v;
+    let ts_name = ts.str("name");
+    let ls = v
+        .nb
+        .find_by_str("Logical_Switch", "name", ts_name)
+        .into_iter()
+        .find(|ls| ls.smap_get("other_config", "interconn-ts") == Some(ts_name));
+    let Some(ls) = ls else {
+        debug!(target: "ovn_ic", "Transit switch {} not found in NB.", ts_name);
+        return;
+    };
+    let mut ls_ports: BTreeSet<Uuid> = ls.get("ports").uuids().collect();
+    let ports_before = ls_ports.clone();
+    let mut managed: BTreeMap<String, Cow<Row>> = BTreeMap::new();
+    let mut legacy: Vec<Cow<Row>> = vec![];
+    for u in &ls_ports {
+        let Some(lsp) = v.nb.get("Logical_Switch_Port", *u) else { continue };
+        if lsp.smap_get("options", "interconn-tsp").is_some() {
+            managed.insert(lsp.str("name").to_string(), lsp);
+        } else {
+            legacy.push(lsp);
+        }
+    }
+    legacy.sort_by(|a, b| a.str("name").cmp(b.str("name")));
+    let mut s = split(isb_pbs, ts_name, false, r.ctx.az);
+    for pb in s.local.values() {
+        local_all.remove(&pb.uuid());
+    }
+
+    // Managed ports (Transit_Switch_Port).
+    if v.icnb.replica().has_table("Transit_Switch_Port") {
+        let mut tsps: Vec<Cow<Row>> =
+            ts.get("ports").uuids().filter_map(|u| v.icnb.get("Transit_Switch_Port", u)).collect();
+        tsps.sort_by(|a, b| a.str("name").cmp(b.str("name")));
+        for tsp in &tsps {
+            sync_tsp(r, ts, &ls, tsp, &mut s, &mut managed, &mut ls_ports);
+        }
+    }
+
+    // Legacy ports.
+    for lsp in &legacy {
+        let name = lsp.str("name");
+        match lsp.str("type") {
+            t @ ("router" | "switch") => {
+                let Some(sb_pb) = v.sb.find_by_str("Port_Binding", "logical_port", name).into_iter().next() else {
+                    continue;
+                };
+                match s.local.remove(name) {
+                    None => {
+                        let Some(key) = r.st.allocate(&mut s.used) else { continue };
+                        let Some(uuid) = r.new_binding(false, ts_name, name, key, super::port_binding::TYPE_TS_PORT, Some(ts.uuid()), vec![])
+                        else {
+                            continue;
+                        };
+                        initial_legacy_sync(r, uuid, lsp, &sb_pb, t);
+                    }
+                    Some(pb) => {
+                        full_legacy_local_sync(r, &pb, lsp, &sb_pb, t);
+                        // Upstream's inverted re-assert (Q15, kept).
+                        let mut cols = vec![];
+                        if r.has_pb_type && !pb.str("type").is_empty() && pb.str("type") != TYPE_TS_PORT {
+                            cols.push(("type", Datum::scalar(TYPE_TS_PORT)));
+                        }
+                        if r.has_pb_type && pb.uuid_of("nb_ic_uuid").is_some_and(|u| u != ts.uuid()) {
+                            cols.push(("nb_ic_uuid", Datum::scalar(ts.uuid())));
+                        }
+                        if !cols.is_empty() {
+                            r.update_pb(&pb, cols);
+                        }
+                    }
+                }
+            }
+            "remote" => match s.remote.remove(name) {
+                None => {
+                    ls_ports.remove(&lsp.uuid());
+                    r.out.nb.delete("Logical_Switch_Port", lsp.uuid());
+                }
+                Some(pb) => {
+                    let Some(sb_pb) = v.sb.find_by_str("Port_Binding", "logical_port", name).into_iter().next() else {
+                        continue;
+                    };
+                    legacy_remote_sync(r, &pb, lsp, &sb_pb);
+                }
+            },
+            other => {
+                debug!(target: "ovn_ic", "Ignore lsp {} on ts {} with type {}.", name, ts_name, other);
+            }
+        }
+    }
+
+    // Managed LSPs no TSP claims.
+    for lsp in managed.values() {
+        ls_ports.remove(&lsp.uuid());
+        r.out.nb.delete("Logical_Switch_Port", lsp.uuid());
+    }
+    // Local bindings nobody claims.
+    for pb in s.local.values() {
+        r.delete_pb(pb);
+    }
+    // Other AZs' bindings without a local port: legacy remote LSPs.
+    for pb in s.remote.values() {
+        let name = pb.str("logical_port");
+        if r.nb_lsp_names.contains(name) {
+            // rate-limited upstream: 5/min
+            warn!(target: "ovn_ic", "Logical switch port {name} already exists in NB; not creating a remote port for transit switch {ts_name}.");
+            continue;
+        }
+        let mut cols = vec![
+            ("name", Datum::scalar(name)),
+            ("type", Datum::scalar("remote")),
+            ("up", Datum::scalar(true)),
+        ];
+        let addr = pb.str("address");
+        if !addr.is_empty() {
+            cols.push(("addresses", Datum::scalar(addr)));
+        }
+        if let Some(k) = pb.int("tunnel_key") {
+            cols.push(("options", Datum::smap([("requested-tnl-key", k.to_string())])));
+        }
+        let u = r.out.nb.insert("Logical_Switch_Port", cols);
+        r.nb_lsp_names.insert(name.to_string());
+        ls_ports.insert(u);
+    }
+    if ls_ports != ports_before {
+        r.out.nb.update("Logical_Switch", ls.uuid(), vec![("ports", Datum::set(ls_ports.into_iter().map(Atom::Uuid)))]);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sync_tsp<'a>(
+    r: &mut Run,
+    ts: &Row,
+    _ls: &Row,
+    tsp: &Row,
+    s: &mut Split,
+    managed: &mut BTreeMap<String, Cow<'a, Row>>,
+    ls_ports: &mut BTreeSet<Uuid>,
+) {
+    let v = r.v;
+    let name = tsp.str("name");
+    let chassis = tsp.str("chassis");
+    let ts_name = ts.str("name");
+    let local_flavour;
+    let pb_uuid: Option<Uuid> = if chassis.is_empty() {
+        local_flavour = true;
+        let found = s.local.remove(name).or_else(|| s.remote.remove(name));
+        if r.ctx.isb_leader {
+            let uuid = match found {
+                Some(pb) => Some(pb.uuid()),
+                None => match r.st.allocate(&mut s.used) {
+                    Some(key) => r.new_binding(true, ts_name, name, key, TYPE_TS_PORT, Some(ts.uuid()), vec![]),
+                    None => None,
+                },
+            };
+            if let Some(u) = uuid {
+                sync_tsp_to_isb(r, u, tsp);
+            }
+            uuid
+        } else {
+            found.map(|pb| pb.uuid())
+        }
+    } else if chassis_is_local(v, chassis) {
+        local_flavour = true;
+        s.remote.remove(name); // Q16
+        let uuid = match s.local.remove(name) {
+            Some(pb) => Some(pb.uuid()),
+            None => match r.st.allocate(&mut s.used) {
+                Some(key) => r.new_binding(false, ts_name, name, key, TYPE_TS_PORT, Some(ts.uuid()), vec![]),
+                None => None,
+            },
+        };
+        if let Some(u) = uuid {
+            sync_tsp_to_isb(r, u, tsp);
+        }
+        uuid
+    } else {
+        local_flavour = false;
+        s.remote.remove(name).map(|pb| pb.uuid())
+    };
+    let Some(pb_uuid) = pb_uuid else { return };
+    let Some(key) = r.pb(pb_uuid).and_then(|pb| pb.int("tunnel_key")) else { return };
+
+    let lsp_uuid = match managed.remove(name) {
+        Some(lsp) => lsp.uuid(),
+        None => {
+            if r.nb_lsp_names.contains(name) {
+                // rate-limited upstream: 5/min
+                warn!(target: "ovn_ic", "Logical switch port {name} already exists in NB; not creating the port of transit switch port {name}.");
+                return;
+            }
+            let u = r.out.nb.insert(
+                "Logical_Switch_Port",
+                vec![("name", Datum::scalar(name)), ("options", Datum::smap([("interconn-tsp", name)]))],
+            );
+            r.nb_lsp_names.insert(name.to_string());
+            ls_ports.insert(u);
+            u
+        }
+    };
+    let nb = r.v.nb.with(&r.out.nb);
+    let Some(lsp) = nb.get("Logical_Switch_Port", lsp_uuid) else { return };
+    let ty = if local_flavour { tsp.str("type") } else { "remote" };
+    let mut set: Vec<(&str, String)> = vec![("requested-tnl-key", key.to_string())];
+    let mut remove: Vec<&str> = vec![];
+    if chassis.is_empty() {
+        remove.push("requested-chassis");
+    } else {
+        set.push(("requested-chassis", chassis.to_string()));
+    }
+    let peer = tsp.str("peer");
+    let has_peer_col = r.v.nb.replica().has_column("Logical_Switch_Port", "peer");
+    let mut peer_col: Option<Datum> = None;
+    if tsp.str("type") == "router" {
+        peer_col = Some(Datum::empty_set());
+        if peer.is_empty() {
+            remove.push("router-port");
+        } else {
+            set.push(("router-port", peer.to_string()));
+        }
+    } else {
+        remove.push("router-port");
+        peer_col = Some(if peer.is_empty() { Datum::empty_set() } else { Datum::scalar(peer) }).or(peer_col);
+    }
+    let set_ref: Vec<(&str, &str)> = set.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut cols = vec![
+        ("type", Datum::scalar(ty)),
+        ("addresses", tsp.get("addresses").clone()),
+        ("options", smap_with(&lsp, "options", &set_ref, &remove)),
+    ];
+    if has_peer_col {
+        if let Some(p) = peer_col {
+            cols.push(("peer", p));
+        }
+    }
+    r.out.nb.update("Logical_Switch_Port", lsp_uuid, cols);
+}
+
+/// TSP → ISB: address (first of the sorted address set, Q13) and gateway (the TSP's chassis).
+fn sync_tsp_to_isb(r: &mut Run, pb_uuid: Uuid, tsp: &Row) {
+    let addr = tsp.get("addresses").strs().next().unwrap_or("").to_string();
+    let Some(pb) = r.pb(pb_uuid).map(Cow::into_owned) else { return };
+    r.update_pb(&pb, vec![("address", Datum::scalar(addr.as_str())), ("gateway", Datum::scalar(tsp.str("chassis")))]);
+}
+
+/// The peer SB binding of a legacy LSP's SB binding (`options:peer`).
+fn peer_binding<'a>(r: &Run<'_, 'a>, sb_pb: &Row) -> Option<Cow<'a, Row>> {
+    let peer = sb_pb.smap_get("options", "peer")?;
+    r.v.sb.find_by_str("Port_Binding", "logical_port", peer).into_iter().next()
+}
+
+fn legacy_address(r: &Run, sb_pb: &Row, lsp_type: &str) -> Option<String> {
+    if lsp_type == "switch" {
+        return Some("unknown".into());
+    }
+    let peer = peer_binding(r, sb_pb)?;
+    peer.get("mac").strs().next().map(str::to_string)
+}
+
+fn chassis_name(r: &Run, chassis: Option<Uuid>) -> Option<String> {
+    let c = r.v.sb.get("Chassis", chassis?)?;
+    Some(c.str("name").to_string())
+}
+
+/// Gateway: the chassis of `cr-<peer>` if bound; for switch LSPs else the LSP's own chassis.
+fn legacy_gateway(r: &Run, sb_pb: &Row, lsp_type: &str, with_fallback: bool) -> String {
+    if let Some(peer) = peer_binding(r, sb_pb) {
+        let cr = format!("cr-{}", peer.str("logical_port"));
+        if let Some(crb) = r.v.sb.find_by_str("Port_Binding", "logical_port", &cr).into_iter().next() {
+            if let Some(n) = chassis_name(r, crb.uuid_of("chassis")) {
+                return n;
+            }
+        }
+    }
+    if with_fallback && lsp_type == "switch" {
+        if let Some(n) = chassis_name(r, sb_pb.uuid_of("chassis")) {
+            return n;
+        }
+    }
+    String::new()
+}
+
+/// router-id: the NB UUID of the peer binding's datapath.
+fn legacy_router_id(r: &Run, sb_pb: &Row) -> Option<String> {
+    let peer = peer_binding(r, sb_pb)?;
+    let dp = r.v.sb.get("Datapath_Binding", peer.uuid_of("datapath")?)?;
+    if !dp.str("type").is_empty() {
+        if let Some(u) = dp.uuid_of("nb_uuid") {
+            return Some(u.to_string());
+        }
+    }
+    dp.smap_get("external_ids", "logical-switch")
+        .or_else(|| dp.smap_get("external_ids", "logical-router"))
+        .map(str::to_string)
+}
+
+fn router_id_update(r: &Run, pb: &Row, sb_pb: &Row, cols: &mut Vec<(&'static str, Datum)>) {
+    match legacy_router_id(r, sb_pb) {
+        None => {
+            // rate-limited upstream: 5/min burst 1
+            warn!(target: "ovn_ic", "Can't get router uuid for transit switch port {}.", pb.str("logical_port"));
+        }
+        Some(id) => {
+            if pb.smap_get("external_ids", "router-id") != Some(id.as_str()) {
+                cols.push(("external_ids", smap_with(pb, "external_ids", &[("router-id", id.as_str())], &[])));
+            }
+        }
+    }
+}
+
+fn initial_legacy_sync(r: &mut Run, pb_uuid: Uuid, lsp: &Row, sb_pb: &Row, lsp_type: &str) {
+    let Some(pb) = r.pb(pb_uuid).map(Cow::into_owned) else { return };
+    let mut cols: Vec<(&str, Datum)> = vec![];
+    if let Some(a) = legacy_address(r, sb_pb, lsp_type) {
+        cols.push(("address", Datum::scalar(a.as_str())));
+    }
+    let gw = legacy_gateway(r, sb_pb, lsp_type, false);
+    if !gw.is_empty() {
+        cols.push(("gateway", Datum::scalar(gw.as_str())));
+    }
+    router_id_update(r, &pb, sb_pb, &mut cols);
+    let _ = lsp;
+    if !cols.is_empty() {
+        r.update_pb(&pb, cols);
+    }
+}
+
+fn full_legacy_local_sync(r: &mut Run, pb: &Row, lsp: &Row, sb_pb: &Row, lsp_type: &str) {
+    let mut cols: Vec<(&str, Datum)> = vec![];
+    match legacy_address(r, sb_pb, lsp_type) {
+        None => {
+            debug!(target: "ovn_ic", "Can't get router/switch port address for logical switch port {}", lsp.str("name"));
+            if !pb.str("address").is_empty() {
+                cols.push(("address", Datum::scalar("")));
+            }
+        }
+        Some(a) => {
+            if pb.str("address") != a {
+                cols.push(("address", Datum::scalar(a.as_str())));
+            }
+        }
+    }
+    let gw = legacy_gateway(r, sb_pb, lsp_type, true);
+    if pb.str("gateway") != gw {
+        cols.push(("gateway", Datum::scalar(gw.as_str())));
+    }
+    router_id_update(r, pb, sb_pb, &mut cols);
+    if !cols.is_empty() {
+        r.update_pb(pb, cols);
+    }
+    if let Some(k) = pb.int("tunnel_key") {
+        let ks = k.to_string();
+        if lsp.smap_get("options", "requested-tnl-key") != Some(ks.as_str()) {
+            debug!(target: "ovn_ic", "Set options:requested-tnl-key {} for lsp {} in NB.", ks, lsp.str("name"));
+            let opts = smap_with(lsp, "options", &[("requested-tnl-key", ks.as_str())], &[]);
+            r.out.nb.update("Logical_Switch_Port", lsp.uuid(), vec![("options", opts)]);
+        }
+    }
+}
+
+fn legacy_remote_sync(r: &mut Run, pb: &Row, lsp: &Row, sb_pb: &Row) {
+    let addr = pb.str("address");
+    let want = if addr.is_empty() { Datum::empty_set() } else { Datum::scalar(addr) };
+    let mut cols: Vec<(&str, Datum)> = vec![];
+    if lsp.get("addresses") != &want {
+        cols.push(("addresses", want));
+    }
+    if let Some(k) = pb.int("tunnel_key") {
+        let ks = k.to_string();
+        if lsp.smap_get("options", "requested-tnl-key") != Some(ks.as_str()) {
+            cols.push(("options", smap_with(lsp, "options", &[("requested-tnl-key", ks.as_str())], &[])));
+        }
+    }
+    if !cols.is_empty() {
+        r.out.nb.update("Logical_Switch_Port", lsp.uuid(), cols);
+    }
+    if lsp.smap_get("options", "requested-chassis").is_some() {
+        return;
+    }
+    let gw = pb.str("gateway");
+    let cur = chassis_name(r, sb_pb.uuid_of("chassis"));
+    if !gw.is_empty() {
+        if cur.as_deref() == Some(gw) {
+            return;
+        }
+        match r.v.sb.find_by_str("Chassis", "name", gw).into_iter().next() {
+            None => debug!(
+                target: "ovn_ic",
+                "Chassis {} is not found in SB, syncing from ISB to SB skipped for logical port {}.",
+                gw,
+                lsp.str("name")
+            ),
+            Some(ch) => r.out.sb.update("Port_Binding", sb_pb.uuid(), vec![("chassis", Datum::scalar(ch.uuid()))]),
+        }
+    } else if sb_pb.uuid_of("chassis").is_some() {
+        r.out.sb.update("Port_Binding", sb_pb.uuid(), vec![("chassis", Datum::empty_set())]);
+    }
+}
+
+fn sync_transit_router(r: &mut Run, tr: &Row, isb_pbs: &[Cow<Row>], local_all: &mut BTreeMap<Uuid, Cow<Row>>) {
+    let v = r.v;
+    let tr_name = tr.str("name");
+    let lr = v
+        .nb
+        .find_by_str("Logical_Router", "name", tr_name)
+        .into_iter()
+        .find(|lr| lr.smap_get("options", "interconn-tr").is_some());
+    let Some(lr) = lr else {
+        debug!(target: "ovn_ic", "Transit router {} not found in NB.", tr_name);
+        return;
+    };
+    let mut lr_ports: BTreeSet<Uuid> = lr.get("ports").uuids().collect();
+    let ports_before = lr_ports.clone();
+    let mut managed: BTreeMap<String, Cow<Row>> = BTreeMap::new();
+    for u in &lr_ports {
+        if let Some(lrp) = v.nb.get("Logical_Router_Port", *u) {
+            if lrp.smap_get("options", "interconn-tr").is_some() {
+                managed.insert(lrp.str("name").to_string(), lrp);
+            }
+        }
+    }
+    let mut s = split(isb_pbs, tr_name, true, r.ctx.az);
+    for pb in s.local.values() {
+        local_all.remove(&pb.uuid());
+    }
+    let mut trps: Vec<Cow<Row>> = tr.get("ports").uuids().filter_map(|u| v.icnb.get("Transit_Router_Port", u)).collect();
+    trps.sort_by(|a, b| a.str("name").cmp(b.str("name")));
+    for trp in &trps {
+        let name = trp.str("name");
+        let chassis = trp.str("chassis");
+        let pb_uuid = if !chassis_is_local(v, chassis) {
+            s.remote.remove(name).map(|pb| pb.uuid())
+        } else {
+            match s.local.remove(name) {
+                Some(pb) => Some(pb.uuid()),
+                None => match r.st.allocate(&mut s.used) {
+                    Some(key) => r.new_binding(
+                        false,
+                        tr_name,
+                        name,
+                        key,
+                        TYPE_TR_PORT,
+                        Some(tr.uuid()),
+                        vec![("address", Datum::scalar(trp.str("mac")))],
+                    ),
+                    None => None,
+                },
+            }
+        };
+        let Some(pb_uuid) = pb_uuid else { continue };
+        let Some(key) = r.pb(pb_uuid).and_then(|pb| pb.int("tunnel_key")) else { continue };
+        let lrp_uuid = match managed.remove(name) {
+            Some(l) => l.uuid(),
+            None => {
+                if r.nb_lrp_names.contains(name) {
+                    // rate-limited upstream: 5/min
+                    warn!(target: "ovn_ic", "Logical router port {name} already exists in NB; not creating the port of transit router port {name}.");
+                    continue;
+                }
+                let u = r.out.nb.insert(
+                    "Logical_Router_Port",
+                    vec![("name", Datum::scalar(name)), ("options", Datum::smap([("interconn-tr", name)]))],
+                );
+                r.nb_lrp_names.insert(name.to_string());
+                lr_ports.insert(u);
+                u
+            }
+        };
+        let nb = r.v.nb.with(&r.out.nb);
+        let Some(lrp) = nb.get("Logical_Router_Port", lrp_uuid) else { continue };
+        let ks = key.to_string();
+        if lrp.smap_get("options", "requested-tnl-key") != Some(ks.as_str()) {
+            debug!(target: "ovn_ic", "Set options:requested-tnl-key {} for lrp {} in NB.", ks, name);
+        }
+        let opts = if chassis.is_empty() {
+            smap_with(&lrp, "options", &[("requested-tnl-key", ks.as_str())], &["requested-chassis"])
+        } else {
+            smap_with(&lrp, "options", &[("requested-tnl-key", ks.as_str()), ("requested-chassis", chassis)], &[])
+        };
+        let networks = str_set(trp.get("networks").strs());
+        r.out.nb.update(
+            "Logical_Router_Port",
+            lrp_uuid,
+            vec![("mac", Datum::scalar(trp.str("mac"))), ("networks", networks), ("options", opts)],
+        );
+    }
+    for lrp in managed.values() {
+        lr_ports.remove(&lrp.uuid());
+        r.out.nb.delete("Logical_Router_Port", lrp.uuid());
+    }
+    // Q3 fix: bindings no TRP claims are deleted.
+    for pb in s.local.values() {
+        r.delete_pb(pb);
+    }
+    if lr_ports != ports_before {
+        r.out.nb.update("Logical_Router", lr.uuid(), vec![("ports", Datum::set(lr_ports.into_iter().map(Atom::Uuid)))]);
+    }
+}
