@@ -626,3 +626,6 @@ fn unwrap_tagged<'a>(v: &'a Value, tag: &str) -> Result<&'a [Value], DatumError>
 pub fn atom_matches(a: &Atom, base: &BaseType) -> bool {
     a.atomic_type() == base.atomic
 }
+
+#[cfg(test)]
+mod tests;

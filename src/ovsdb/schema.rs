@@ -643,3 +643,6 @@ fn parse_column(name: &str, v: &Value) -> Result<ColumnSchema, SchemaError> {
         mutable,
     })
 }
+
+#[cfg(test)]
+mod tests;
