@@ -482,7 +482,8 @@ fn legacy_address(r: &Run, sb_pb: &Row, lsp_type: &str) -> Option<String> {
         return Some("unknown".into());
     }
     let peer = peer_binding(r, sb_pb)?;
-    peer.get("mac").strs().next().map(str::to_string)
+    let mac = peer.get("mac").strs().next().map(str::to_string);
+    mac
 }
 
 fn chassis_name(r: &Run, chassis: Option<Uuid>) -> Option<String> {

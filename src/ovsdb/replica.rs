@@ -627,14 +627,7 @@ fn apply_modify(meta: &Arc<TableMeta>, row: &mut Row, body: &Value) -> Result<()
         let Some(i) = meta.column_index(c) else { continue };
         let ty = &meta.types[i];
         let err = |err| ReplicaError::Datum { table: meta.name.clone(), column: c.clone(), err };
-        // A diff of a set/map column may legitimately exceed the column's max (it is a
-        // symmetric difference); decode it with an unbounded type.
-        let mut diff_ty = ty.clone();
-        diff_ty.min = 0;
-        if ty.max > 1 {
-            diff_ty.max = u64::MAX;
-        }
-        let diff = Datum::from_json(v, &diff_ty).map_err(err)?;
+        let diff = Datum::diff_from_json(v, ty).map_err(err)?;
         row.values[i].apply_diff(&diff, ty).map_err(err)?;
     }
     Ok(())
