@@ -493,6 +493,9 @@ impl Persistent {
 /// Why a connection ended.
 enum End {
     Closed(String),
+    PeerClosed,
+    /// No answer to the inactivity probe (logged by the state machine).
+    Probe,
     /// Move on to another server without backoff (leader lost, stale data...).
     Reject(String),
     /// The main loop's handle is gone: stop the task.
@@ -564,12 +567,17 @@ async fn run_connection_task(
         fsm.set_probe_interval(probe_for(&p, &remote));
         let now = Instant::now();
         fsm.connecting(now);
-        let timeout = Duration::from_millis(fsm.backoff_ms().max(1000));
+        let timeout = fsm.connect_timeout();
         let conn = stream::connect(&remote, p.cfg.ssl.as_deref(), timeout).await;
         let stream = match conn {
             Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                fsm.disconnected(Instant::now(), None);
+                idx += 1;
+                continue;
+            }
             Err(e) => {
-                fsm.connect_failed(Instant::now(), &e.to_string());
+                fsm.connect_failed(Instant::now(), &stream::error_text(&e));
                 idx += 1;
                 continue;
             }
@@ -581,6 +589,8 @@ async fn run_connection_task(
         idx += 1;
         match end {
             End::Shutdown => return,
+            End::PeerClosed => fsm.peer_closed(Instant::now()),
+            End::Probe => fsm.disconnected(Instant::now(), None),
             End::Closed(why) => fsm.disconnected(Instant::now(), Some(&why)),
             End::Reject(why) => {
                 info!(target: "ovsdb_cs", "{}", why);
@@ -1016,16 +1026,16 @@ async fn serve_connection(
         let now = Instant::now();
         match fsm.run(now) {
             Some(Action::Probe) => conn.send(Message::request("echo", vec![], json!("echo"))),
-            Some(Action::Disconnect) => break End::Closed("inactivity probe".into()),
+            Some(Action::Disconnect) => break End::Probe,
             _ => {}
         }
         let deadline = fsm.timeout(now).unwrap_or(now + Duration::from_secs(3600));
         tokio::select! {
             r = rd.read(&mut buf) => {
                 let n = match r {
-                    Ok(0) => break End::Closed("connection closed by peer".into()),
+                    Ok(0) => break End::PeerClosed,
                     Ok(n) => n,
-                    Err(e) => break End::Closed(e.to_string()),
+                    Err(e) => break End::Closed(stream::error_text(&e)),
                 };
                 fsm.activity(Instant::now());
                 framer.push(&buf[..n]);
