@@ -1,0 +1,201 @@
+//! OVN database setups and `ovn-northd`.
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use super::process::{isolate_env, log_tail_msg, Proc, TestDir};
+use super::schema::{schema_path, Schema};
+use super::server::{Listen, Server, START_TIMEOUT};
+use super::wait_until;
+
+fn start_db(schema: &str, name: &str) -> Result<Server> {
+    Server::builder(schema_path(schema))
+        .name(name)
+        .listen(Listen::Unix)
+        .start()
+        .with_context(|| format!("starting the {name} database"))
+}
+
+/// Inserts an empty row into a `maxRows: 1` global table, as `ovn-*ctl init` does (skipped if
+/// the schema has no such table).
+fn init_global(server: &Server, schema: &str, table: &str, row: serde_json::Value) -> Result<()> {
+    if Schema::ovn(schema)?.has_table(table) {
+        server.transact(json!([{"op": "insert", "table": table, "row": row}]))?;
+    }
+    Ok(())
+}
+
+/// The two interconnection databases shared by all AZs, standalone on unix sockets.
+pub struct IcDbs {
+    pub ic_nb: Server,
+    pub ic_sb: Server,
+}
+
+impl IcDbs {
+    /// IC-NB and IC-SB, initialised like `ovn-ic-nbctl init` / `ovn-ic-sbctl init` (one empty
+    /// `IC_NB_Global` / `IC_SB_Global` row), as `ovn-ctl start_ic_ovsdb` leaves them.
+    pub fn start() -> Result<IcDbs> {
+        let dbs = IcDbs::start_empty()?;
+        init_global(&dbs.ic_nb, "ovn-ic-nb", "IC_NB_Global", json!({}))?;
+        init_global(&dbs.ic_sb, "ovn-ic-sb", "IC_SB_Global", json!({}))?;
+        Ok(dbs)
+    }
+
+    /// IC-NB and IC-SB with no rows at all.
+    pub fn start_empty() -> Result<IcDbs> {
+        Ok(IcDbs {
+            ic_nb: start_db("ovn-ic-nb", "ic-nb")?,
+            ic_sb: start_db("ovn-ic-sb", "ic-sb")?,
+        })
+    }
+}
+
+/// One availability zone's NB and SB databases, standalone on unix sockets.
+pub struct AzDbs {
+    pub name: String,
+    pub nb: Server,
+    pub sb: Server,
+}
+
+impl AzDbs {
+    /// NB with `NB_Global` named `name` (`ovn-nbctl init` + `set NB_Global . name=NAME`, what
+    /// ovn-ic needs to know its AZ), SB with an empty `SB_Global` (`ovn-sbctl init`).
+    pub fn start(name: &str) -> Result<AzDbs> {
+        let az = AzDbs {
+            name: name.to_string(),
+            nb: start_db("ovn-nb", &format!("{name}-nb"))?,
+            sb: start_db("ovn-sb", &format!("{name}-sb"))?,
+        };
+        init_global(&az.nb, "ovn-nb", "NB_Global", json!({ "name": name }))?;
+        init_global(&az.sb, "ovn-sb", "SB_Global", json!({}))?;
+        Ok(az)
+    }
+
+    /// The four database options of `ovn-ic` (C or ours) for this AZ:
+    /// `--ovnnb-db=…`, `--ovnsb-db=…`, `--ic-nb-db=…`, `--ic-sb-db=…`.
+    pub fn ovn_ic_args(&self, ic: &IcDbs) -> Vec<String> {
+        vec![
+            format!("--ovnnb-db={}", self.nb.remote()),
+            format!("--ovnsb-db={}", self.sb.remote()),
+            format!("--ic-nb-db={}", ic.ic_nb.remote()),
+            format!("--ic-sb-db={}", ic.ic_sb.remote()),
+        ]
+    }
+}
+
+/// The four databases of a one-AZ interconnection setup.
+pub struct OvnDbs {
+    pub ic: IcDbs,
+    pub az: AzDbs,
+}
+
+impl OvnDbs {
+    /// [`IcDbs::start`] plus [`AzDbs::start`]`(az)`.
+    pub fn start(az: &str) -> Result<OvnDbs> {
+        Ok(OvnDbs {
+            ic: IcDbs::start()?,
+            az: AzDbs::start(az)?,
+        })
+    }
+
+    /// See [`AzDbs::ovn_ic_args`].
+    pub fn ovn_ic_args(&self) -> Vec<String> {
+        self.az.ovn_ic_args(&self.ic)
+    }
+}
+
+/// Debian's `ovn-northd` running against an NB/SB pair, killed on drop.
+pub struct Northd {
+    proc: Proc,
+    ctl: PathBuf,
+    log: PathBuf,
+    dir: TestDir,
+}
+
+impl Northd {
+    /// Starts `ovn-northd --ovnnb-db=NB --ovnsb-db=SB` with its control socket and log file in a
+    /// temporary directory, and waits until the control socket answers.
+    pub fn start(nb_remote: &str, sb_remote: &str) -> Result<Northd> {
+        let dir = TestDir::new("northd")?;
+        let ctl = dir.join("ovn-northd.ctl");
+        let log = dir.join("ovn-northd.log");
+        let mut cmd = Command::new("ovn-northd");
+        isolate_env(&mut cmd, dir.path());
+        cmd.arg(format!("--ovnnb-db={nb_remote}"))
+            .arg(format!("--ovnsb-db={sb_remote}"))
+            .arg(format!("--unixctl={}", ctl.display()))
+            .arg(format!("--log-file={}", log.display()))
+            .arg("-vconsole:off")
+            .arg("--no-chdir");
+        let mut proc = Proc::spawn(
+            "ovn-northd",
+            cmd,
+            &dir.join("ovn-northd.out"),
+            Some(log.clone()),
+        )?;
+        let mut failed = None;
+        let up = wait_until(START_TIMEOUT, || {
+            if let Err(e) = proc.ensure_running() {
+                failed = Some(e);
+                return true;
+            }
+            UnixStream::connect(&ctl).is_ok()
+        });
+        if let Some(e) = failed {
+            return Err(e.context("starting ovn-northd"));
+        }
+        if !up {
+            anyhow::bail!(
+                "ovn-northd did not open {}{}",
+                ctl.display(),
+                log_tail_msg(&log)
+            );
+        }
+        Ok(Northd {
+            proc,
+            ctl,
+            log,
+            dir,
+        })
+    }
+
+    /// Starts it against an AZ's databases.
+    pub fn for_az(az: &AzDbs) -> Result<Northd> {
+        Northd::start(&az.nb.remote(), &az.sb.remote())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    pub fn ctl_path(&self) -> &Path {
+        &self.ctl
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `ovs-appctl -t <ctl> ARGS...` (same protocol as `ovn-appctl`).
+    pub fn appctl(&self, args: &[&str]) -> Result<String> {
+        super::client::appctl(&self.ctl, args)
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.proc.is_running()
+    }
+
+    /// `kill -9` and reap.
+    pub fn kill(&mut self) {
+        self.proc.kill();
+    }
+}
