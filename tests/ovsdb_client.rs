@@ -122,7 +122,7 @@ async fn replica_equals_dump_after_random_edits() -> Result<()> {
             let name = format!("r{i}");
             names.push(name.clone());
             json!([TEST_DB, {"op": "insert", "table": "Root", "row": {
-                "name": name, "count": rng.gen_range(-5..5), "ratio": rng.gen_range(0.0..2.0),
+                "name": name, "color": "red", "count": rng.gen_range(-5..5), "ratio": rng.gen_range(0.0..2.0),
                 "tags": ["set", (0..rng.gen_range(0..4)).map(|k| format!("t{k}")).collect::<Vec<_>>()],
                 "labels": ["map", (0..rng.gen_range(0..3)).map(|k| [format!("k{k}"), format!("v{i}")]).collect::<Vec<_>>()],
                 "children": ["set", [["named-uuid", "c"]]]
@@ -159,7 +159,7 @@ async fn own_writes_arrive_through_monitor() -> Result<()> {
     t.insert(
         c.s.replica(),
         "Root",
-        vec![("name", s("a")), ("labels", Datum::smap([("k", "v")])), ("children", Datum::set([child.atom()]))],
+        vec![("name", s("a")), ("color", s("red")), ("labels", Datum::smap([("k", "v")])), ("children", Datum::set([child.atom()]))],
     );
     let st = c.commit(t).await;
     let TxnStatus::Success(out) = st else { panic!("{st:?}") };
@@ -172,7 +172,7 @@ async fn own_writes_arrive_through_monitor() -> Result<()> {
 
     // Write-changed-only: an update to the same values sends nothing.
     let mut t = Txn::new(TEST_DB);
-    assert!(!t.update(c.s.replica(), "Root", root.uuid(), vec![("name", s("a")), ("labels", Datum::smap([("k", "v")]))]));
+    assert!(!t.update(c.s.replica(), "Root", root.uuid(), vec![("name", s("a")), ("color", s("red")), ("labels", Datum::smap([("k", "v")]))]));
     assert!(t.is_empty());
     assert_eq!(c.commit(t).await, TxnStatus::Unchanged);
     Ok(())
@@ -187,9 +187,27 @@ async fn transaction_errors_are_classified() -> Result<()> {
     let mut c = Client::new(&remote, |c| c);
     c.synced().await;
     let mut t = Txn::new(TEST_DB);
-    t.insert(c.s.replica(), "Root", vec![("name", s("x")), ("count", Datum::scalar(1i64))]);
+    t.insert(c.s.replica(), "Root", vec![("name", s("x")), ("color", s("red")), ("count", Datum::scalar(1i64))]);
     assert!(c.commit(t).await.is_ok());
     let uuid = c.s.replica().find_by_str("Root", "name", "x").unwrap().uuid();
+
+    // Duplicate index value.
+    let mut t = Txn::new(TEST_DB);
+    t.insert(c.s.replica(), "Root", vec![("name", s("x")), ("color", s("red"))]);
+    let st = c.commit(t).await;
+    assert!(matches!(st, TxnStatus::Error(TxnError::ConstraintViolation(ref d)) if d.contains("identical values")), "{st:?}");
+
+    // Strong reference to a row that does not exist.
+    let mut t = Txn::new(TEST_DB);
+    t.insert(c.s.replica(), "Root", vec![("name", s("y")), ("color", s("red")), ("child", Datum::scalar(Uuid::random()))]);
+    let st = c.commit(t).await;
+    assert!(matches!(st, TxnStatus::Error(TxnError::ReferentialIntegrity(_))), "{st:?}");
+
+    // Enum violation.
+    let mut t = Txn::new(TEST_DB);
+    t.insert(c.s.replica(), "Root", vec![("name", s("z")), ("color", s("purple"))]);
+    let st = c.commit(t).await;
+    assert!(matches!(st, TxnStatus::Error(TxnError::ConstraintViolation(_))), "{st:?}");
 
     // Someone else changes the row; our verify (built on the old value) fails: try again.
     common::transact_ok(&remote, &json!([TEST_DB, {"op": "update", "table": "Root", "where": [["name", "==", "x"]], "row": {"count": 2}}]))?;
@@ -199,23 +217,10 @@ async fn transaction_errors_are_classified() -> Result<()> {
     let st = c.commit(t).await;
     assert!(matches!(st, TxnStatus::TryAgain(_)), "{st:?}");
 
-    // Duplicate index value.
-    let mut t = Txn::new(TEST_DB);
-    t.insert(c.s.replica(), "Root", vec![("name", s("x"))]);
-    let st = c.commit(t).await;
-    assert!(matches!(st, TxnStatus::Error(TxnError::ConstraintViolation(ref d)) if d.contains("identical values")), "{st:?}");
-
-    // Strong reference to a row that does not exist.
-    let mut t = Txn::new(TEST_DB);
-    t.insert(c.s.replica(), "Root", vec![("name", s("y")), ("child", Datum::scalar(Uuid::random()))]);
-    let st = c.commit(t).await;
-    assert!(matches!(st, TxnStatus::Error(TxnError::ReferentialIntegrity(_))), "{st:?}");
-
-    // Enum violation.
-    let mut t = Txn::new(TEST_DB);
-    t.insert(c.s.replica(), "Root", vec![("name", s("z")), ("color", s("purple"))]);
-    let st = c.commit(t).await;
-    assert!(matches!(st, TxnStatus::Error(TxnError::ConstraintViolation(_))), "{st:?}");
+    // After "try again" no new transaction is opened until the replica changes.
+    assert!(!c.s.can_commit());
+    common::transact_ok(&remote, &json!([TEST_DB, {"op": "update", "table": "Root", "where": [["name", "==", "x"]], "row": {"count": 3}}]))?;
+    c.until(20, "unblocked by a change", |s| s.can_commit()).await;
     Ok(())
 }
 
@@ -268,24 +273,35 @@ async fn lock_contention_and_handover() -> Result<()> {
     // b cannot write without the lock: try again locally, nothing sent.
     b.synced().await;
     let mut t = Txn::new(TEST_DB);
-    t.insert(b.s.replica(), "Root", vec![("name", s("from-b"))]);
+    t.insert(b.s.replica(), "Root", vec![("name", s("from-b")), ("color", s("red"))]);
     assert!(matches!(b.commit(t).await, TxnStatus::TryAgain(_)));
 
     // a writes with the lock asserted.
     let mut t = Txn::new(TEST_DB);
-    t.insert(a.s.replica(), "Root", vec![("name", s("from-a"))]);
+    t.insert(a.s.replica(), "Root", vec![("name", s("from-a")), ("color", s("red"))]);
     a.synced().await;
     assert!(a.commit(t).await.is_ok());
 
     drop(a);
     b.until(20, "b gets lock", |s| s.has_lock()).await;
     let mut t = Txn::new(TEST_DB);
-    t.insert(b.s.replica(), "Root", vec![("name", s("from-b"))]);
+    t.insert(b.s.replica(), "Root", vec![("name", s("from-b")), ("color", s("red"))]);
     assert!(b.commit(t).await.is_ok());
 
+    // A third session steals it; b learns it was stolen and can no longer write.
+    let mut c = Client::new(&remote, |c| c);
+    c.synced().await;
+    c.s.steal_lock("ovn_ic");
+    c.until(20, "c stole lock", |s| s.has_lock()).await;
+    b.until(20, "b told stolen", |s| !s.has_lock() && s.is_lock_contended()).await;
+    let mut t = Txn::new(TEST_DB);
+    t.insert(b.s.replica(), "Root", vec![("name", s("from-b-2")), ("color", s("red"))]);
+    b.until(20, "b may commit", |s| s.can_commit()).await;
+    assert!(matches!(b.commit(t).await, TxnStatus::TryAgain(_)));
+
     // Releasing the lock.
-    b.s.set_lock(None);
-    assert!(!b.s.has_lock());
+    c.s.set_lock(None);
+    assert!(!c.s.has_lock());
     Ok(())
 }
 
@@ -297,14 +313,14 @@ async fn reconnect_resumes_with_monitor_cond_since() -> Result<()> {
     let mut c = Client::new(&remote, |c| c);
     c.synced().await;
     let mut t = Txn::new(TEST_DB);
-    t.insert(c.s.replica(), "Root", vec![("name", s("before"))]);
+    t.insert(c.s.replica(), "Root", vec![("name", s("before")), ("color", s("red"))]);
     assert!(c.commit(t).await.is_ok());
     let before = c.s.stats();
     assert_eq!(before.full_syncs, 1);
     c.s.force_reconnect();
     c.until(20, "disconnect", |s| !s.is_synced()).await;
     // Another client writes while we are away.
-    common::transact_ok(&remote, &json!([TEST_DB, {"op": "insert", "table": "Root", "row": {"name": "while-away"}}]))?;
+    common::transact_ok(&remote, &json!([TEST_DB, {"op": "insert", "table": "Root", "row": {"name": "while-away", "color": "red"}}]))?;
     c.until(30, "resync", |s| s.is_synced() && s.replica().find_by_str("Root", "name", "while-away").is_some()).await;
     let after = c.s.stats();
     assert_eq!(after.full_syncs, 1, "reconnect did a full resync");
@@ -328,8 +344,8 @@ async fn follows_new_leader_without_losing_or_duplicating() -> Result<()> {
     let mut i = 0;
     while acked.len() < 40 {
         if acked.len() == 15 && !killed {
-            let leader = cluster.leader()?;
-            cluster.kill(leader)?;
+            let leader = cluster.wait_leader(Duration::from_secs(20))?;
+            cluster.kill(leader);
             killed = true;
         }
         let name = format!("w{i}");
@@ -341,7 +357,7 @@ async fn follows_new_leader_without_losing_or_duplicating() -> Result<()> {
             continue;
         }
         let mut t = Txn::new(TEST_DB);
-        t.insert(c.s.replica(), "Root", vec![("name", s(&name))]);
+        t.insert(c.s.replica(), "Root", vec![("name", s(&name)), ("color", s("red"))]);
         match c.commit(t).await {
             TxnStatus::Success(_) => {
                 acked.push(name);
@@ -367,7 +383,7 @@ async fn ssl_mutual_auth() -> Result<()> {
     use ovn_ic::ovsdb::ssl::{SslContext, SslOptions};
     let pki = common::Pki::new()?;
     let server = Server::standalone_ssl(test_schema_path(), &pki)?;
-    let files = pki.client();
+    let files = &pki.client;
     let good = SslOptions {
         private_key: Some(files.private_key.clone()),
         certificate: Some(files.certificate.clone()),
@@ -380,7 +396,7 @@ async fn ssl_mutual_auth() -> Result<()> {
     });
     c.synced().await;
 
-    let bad = SslOptions { ca_cert: Some(pki.other_ca_cert()), ..good };
+    let bad = SslOptions { ca_cert: Some(pki.other_ca_cert.clone()), ..good };
     let mut c2 = Client::new(&server.remote(), |mut c| {
         c.ssl = Some(Arc::new(SslContext::new(bad)));
         c

@@ -125,6 +125,7 @@ pub enum Event {
 enum Cmd {
     Transact { id: u64, params: Vec<Value> },
     SetLock(Option<String>),
+    StealLock(String),
     SetProbeInterval(Option<u64>),
     ForceReconnect,
 }
@@ -374,6 +375,13 @@ impl Session {
         let _ = self.cmd.send(Cmd::SetLock(self.lock.clone()));
     }
 
+    /// Take `lock` by force (`steal`): the current owner gets `stolen`. On later reconnects the
+    /// lock is requested normally.
+    pub fn steal_lock(&mut self, lock: &str) {
+        self.lock = Some(lock.to_string());
+        let _ = self.cmd.send(Cmd::StealLock(lock.to_string()));
+    }
+
     /// Change the inactivity probe (ms; None = default for the remote type).
     pub fn set_probe_interval(&mut self, ms: Option<u64>) {
         let _ = self.cmd.send(Cmd::SetProbeInterval(ms));
@@ -615,6 +623,7 @@ fn handle_cmd_offline(p: &mut Persistent, c: Cmd) {
     match c {
         Cmd::Transact { id, .. } => p.emit(Event::TxnReply { id, reply: RawReply::NotSent("not connected".into()) }),
         Cmd::SetLock(l) => p.lock = l,
+        Cmd::StealLock(l) => p.lock = Some(l),
         Cmd::SetProbeInterval(ms) => p.probe = ms,
         Cmd::ForceReconnect => {}
     }
@@ -966,6 +975,14 @@ impl Conn<'_> {
                 }
             }
             Cmd::SetLock(l) => self.set_lock(l),
+            Cmd::StealLock(l) => {
+                if let Some(old) = self.requested_lock.take() {
+                    self.request("unlock", vec![json!(old)], Pending::Unlock);
+                }
+                self.requested_lock = Some(l.clone());
+                self.request("steal", vec![json!(l)], Pending::Lock);
+                self.p.lock = Some(l);
+            }
             Cmd::SetProbeInterval(ms) => self.p.probe = ms,
             Cmd::ForceReconnect => return Err(End::Closed("forced reconnect".into())),
         }
