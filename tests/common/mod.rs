@@ -20,7 +20,8 @@
 //!   [`Cluster::new`];
 //! * TLS material: [`Pki::new`];
 //! * Debian's client tools: [`dump`], [`transact`], [`transact_ok`], [`appctl`], [`Client`];
-//! * OVN setups: [`IcDbs`], [`AzDbs`], [`OvnDbs`], [`Northd`];
+//! * OVN setups: [`IcDbs`], [`AzDbs`], [`OvnDbs`]; daemons: [`Daemon::northd`],
+//!   [`Daemon::ovn_ic`] (Debian's C binary [`C_OVN_IC`] or ours, [`our_ovn_ic`]);
 //! * polling: [`wait_until`], [`wait_for`].
 //!
 //! Every function that can fail returns `anyhow::Result` with a message naming the command, its
@@ -42,7 +43,7 @@ mod server;
 
 pub use client::{appctl, dump, rows, transact, transact_ok, Client};
 pub use cluster::{Cluster, RaftStatus};
-pub use ovn::{AzDbs, IcDbs, Northd, OvnDbs};
+pub use ovn::{our_ovn_ic, AzDbs, Daemon, IcDbs, OvnDbs, C_OVN_IC};
 pub use pki::{Pki, SslFiles};
 pub use process::{pid_exists, run, Proc, TestDir};
 pub use schema::{
