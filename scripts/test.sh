@@ -31,6 +31,6 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export CARGO_TERM_PROGRESS_WHEN=never
 
 cargo build --all-targets
-cargo fmt --all -- --check
+cargo fmt --all -- --check --color never
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
