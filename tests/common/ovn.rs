@@ -1,4 +1,4 @@
-//! OVN database setups and `ovn-northd`.
+//! OVN database setups and OVS-style daemons (`ovn-northd`, the C `ovn-ic`, ours).
 
 use std::ffi::OsStr;
 use std::os::unix::net::UnixStream;
