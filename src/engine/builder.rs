@@ -196,11 +196,7 @@ impl<C: ?Sized + 'static, D: NodeData> NodeBuilder<'_, C, D> {
         Ok(())
     }
 
-    fn add<T: 'static>(
-        mut self,
-        h: Handle<T>,
-        handler: Option<(String, HandlerFn<C, D>)>,
-    ) -> Self {
+    fn add<T: 'static>(mut self, h: Handle<T>, handler: Option<(String, HandlerFn<C, D>)>) -> Self {
         if self.error.is_some() {
             return self;
         }
@@ -251,7 +247,12 @@ impl<C: ?Sized + 'static, D: NodeData> NodeBuilder<'_, C, D> {
     }
 
     /// Adds an input with a change handler named `handler_name`.
-    pub fn input_with_named<T: 'static, F>(self, h: Handle<T>, handler_name: &str, handler: F) -> Self
+    pub fn input_with_named<T: 'static, F>(
+        self,
+        h: Handle<T>,
+        handler_name: &str,
+        handler: F,
+    ) -> Self
     where
         F: FnMut(&Ctx<'_, C>, &mut D) -> HandlerResult + Send + 'static,
     {

@@ -132,8 +132,16 @@ pub const DEFAULT_COMPUTE_LOG_TIMEOUT_MS: u64 = 500;
 /// Data owned by a node and read by its dependents.
 ///
 /// `clear_tracked` resets the per-run change set the data carries (if any). The engine calls it
-/// for compute nodes at the start of every run and before every recompute (so a recompute never
-/// sees half a handler's changes), and for every node in [`Engine::clear_tracked`].
+/// for compute nodes at the start of every run and for every node in [`Engine::clear_tracked`];
+/// input nodes keep their changes until a completed run has processed them.
+///
+/// A node's change set describes how its data differs from what its dependents last saw. So it
+/// is *not* cleared before a fallback recompute (a handler may have applied part of the changes
+/// before returning [`HandlerResult::Unhandled`]), nor at the start of the run after a canceled
+/// run in which the node did work; a recompute should therefore add to the change set (e.g. by
+/// diffing old and new contents; [`ChangeSet`] merges), or dependents must treat
+/// [`Ctx::recomputed`] inputs as "anything may have changed". A node in either situation reports
+/// `Updated` even if its recompute says `Unchanged`.
 pub trait NodeData: Any + Send {
     /// Forget the changes tracked for the current run; the data itself stays.
     fn clear_tracked(&mut self) {}
@@ -228,7 +236,10 @@ pub enum EngineError {
     #[error("handle does not refer to a node of this engine")]
     ForeignHandle,
     #[error("engine node \"{node}\" does not hold data of type {expected}")]
-    TypeMismatch { node: String, expected: &'static str },
+    TypeMismatch {
+        node: String,
+        expected: &'static str,
+    },
     #[error("no engine node named \"{0}\"")]
     UnknownNode(String),
     #[error("engine node \"{0}\" is not an input node")]

@@ -99,7 +99,8 @@ impl RateLimiter {
         if self.n_dropped == 0 {
             return Verdict::Pass(None);
         }
-        let secs_since = |t: Option<Instant>| t.map_or(0, |t| now.saturating_duration_since(t).as_secs());
+        let secs_since =
+            |t: Option<Instant>| t.map_or(0, |t| now.saturating_duration_since(t).as_secs());
         let dropped = Dropped {
             n: self.n_dropped,
             first_secs_ago: secs_since(self.first_dropped),

@@ -121,6 +121,9 @@ pub(crate) struct Slot<C: ?Sized> {
     worked: bool,
     /// Must recompute in the next run (it or an upstream node did work in a canceled run).
     redo: bool,
+    /// Did work in a canceled run: its change set is kept (not cleared at the start of the next
+    /// run) because no dependent has seen it yet, and it reports `Updated` next time.
+    carry: bool,
     stats: NodeStats,
 }
 
@@ -146,6 +149,7 @@ impl<C: ?Sized> Slot<C> {
             recomputed: false,
             worked: false,
             redo: false,
+            carry: false,
             stats: NodeStats::default(),
         }
     }
@@ -511,9 +515,10 @@ impl<C: ?Sized + 'static> Engine<C> {
     pub fn clear_tracked(&mut self) {
         let mut discarded = false;
         for slot in &mut self.slots {
-            if slot.input == Some(InputStatus::Pending) {
+            if slot.input == Some(InputStatus::Pending) || slot.carry {
                 discarded = true;
             }
+            slot.carry = false;
             if slot.input.is_some() {
                 slot.input = Some(InputStatus::Clean);
             }
@@ -542,7 +547,8 @@ impl<C: ?Sized + 'static> Engine<C> {
             slot.recomputed = false;
             slot.worked = false;
             match slot.input {
-                None => slot.node.clear_tracked(),
+                None if !slot.carry => slot.node.clear_tracked(),
+                None => {}
                 Some(InputStatus::Consumed) => {
                     slot.node.clear_tracked();
                     slot.input = Some(InputStatus::Clean);
@@ -580,6 +586,7 @@ impl<C: ?Sized + 'static> Engine<C> {
         self.force = false;
         for slot in &mut self.slots {
             slot.redo = false;
+            slot.carry = false;
             if slot.input == Some(InputStatus::Pending) {
                 slot.input = Some(InputStatus::Consumed);
             }
@@ -594,6 +601,9 @@ impl<C: ?Sized + 'static> Engine<C> {
         let worked: Vec<usize> = (0..self.slots.len())
             .filter(|&i| self.slots[i].worked)
             .collect();
+        for &i in &worked {
+            self.slots[i].carry = true;
+        }
         for start in worked {
             let mut dfs = Dfs::new(&self.graph, NodeIndex::new(start));
             while let Some(n) = dfs.next(&self.graph) {
@@ -747,8 +757,11 @@ fn recompute_node<C: ?Sized>(
         me.set_state(NodeState::Canceled, "recompute not allowed");
         return;
     }
-    // Drop whatever partial changes handlers tracked before giving up.
-    me.node.clear_tracked();
+    // The change set is not cleared: what handlers recorded before one of them gave up (or what
+    // the node did in a canceled run nobody downstream saw) stays, and the recompute adds to it.
+    // For the same reason the node reports `Updated` whatever the recompute says: its data may
+    // already differ from what dependents last saw.
+    let unreported_work = me.worked || me.carry;
     me.worked = true;
     let started = Instant::now();
     let outcome = {
@@ -766,6 +779,7 @@ fn recompute_node<C: ?Sized>(
     me.recomputed = true;
     let state = match outcome {
         Outcome::Updated => NodeState::Updated,
+        Outcome::Unchanged if unreported_work => NodeState::Updated,
         Outcome::Unchanged => NodeState::Unchanged,
     };
     me.set_state(state, "recompute run() result");
