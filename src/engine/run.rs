@@ -377,23 +377,33 @@ impl<C: ?Sized + 'static> Engine<C> {
     /// changed for the next run. If the changes it held were already processed by a completed
     /// run and not cleared yet, they are cleared first (so nothing is processed twice).
     pub fn input_mut<T: 'static>(&mut self, h: Handle<T>) -> Result<&mut T, EngineError> {
-        let slot = self.slot(h)?;
-        let name = slot.name.clone();
-        let expected = std::any::type_name::<T>();
-        let index = h.index;
-        let slot = &mut self.slots[index];
-        match slot.input {
-            None => return Err(EngineError::NotAnInput(name)),
-            Some(InputStatus::Consumed) => slot.node.clear_tracked(),
-            Some(_) => {}
+        if h.engine != self.id {
+            return Err(EngineError::ForeignHandle);
+        }
+        let slot = self
+            .slots
+            .get_mut(h.index)
+            .ok_or(EngineError::ForeignHandle)?;
+        let Some(status) = slot.input else {
+            return Err(EngineError::NotAnInput(slot.name.clone()));
+        };
+        if slot.type_id != TypeId::of::<T>() {
+            return Err(EngineError::TypeMismatch {
+                node: slot.name.clone(),
+                expected: std::any::type_name::<T>(),
+            });
+        }
+        if status == InputStatus::Consumed {
+            slot.node.clear_tracked();
         }
         slot.input = Some(InputStatus::Pending);
-        slot.node
-            .data_mut()
+        // The type was checked above, so this cannot fail; report it rather than panic anyway.
+        let Slot { node, name, .. } = slot;
+        node.data_mut()
             .downcast_mut::<T>()
-            .ok_or(EngineError::TypeMismatch {
-                node: name,
-                expected,
+            .ok_or_else(|| EngineError::TypeMismatch {
+                node: name.clone(),
+                expected: std::any::type_name::<T>(),
             })
     }
 
@@ -509,9 +519,11 @@ impl<C: ?Sized + 'static> Engine<C> {
     }
 
     /// Resets the per-run change sets of every node and forgets the inputs' changes. Call after
-    /// a completed run once the results were used. If some input changes were never processed
-    /// by a completed run (the run was skipped or canceled), discarding them would leave the
-    /// nodes out of date, so a full recompute is forced for the next run.
+    /// a completed run once the results were used (not after a skipped or canceled one: the
+    /// changes are still needed). If some changes were never processed by a completed run (input
+    /// changes pushed since, or changes nodes made in a canceled run), discarding them would
+    /// leave the nodes or the caller out of date, so a full recompute is forced for the next
+    /// run.
     pub fn clear_tracked(&mut self) {
         let mut discarded = false;
         for slot in &mut self.slots {

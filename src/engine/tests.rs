@@ -740,6 +740,28 @@ fn context_is_passed_to_nodes() {
     assert_eq!(engine.data(n).unwrap().v, 20);
 }
 
+#[test]
+fn engine_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Engine<()>>();
+    assert_send::<EngineBuilder<()>>();
+}
+
+#[test]
+fn input_mut_checks_the_handle() {
+    let mut t = diamond();
+    assert_eq!(
+        t.engine.input_mut(t.l).unwrap_err(),
+        EngineError::NotAnInput("L".into())
+    );
+    let forged: Handle<Num> = Handle::new(t.a.engine, t.a.index);
+    assert!(matches!(
+        t.engine.input_mut(forged),
+        Err(EngineError::TypeMismatch { .. })
+    ));
+    assert!(!t.engine.need_run());
+}
+
 // ----- text interfaces ----------------------------------------------------------------------
 
 #[test]
