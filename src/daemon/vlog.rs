@@ -5,6 +5,10 @@
 
 use std::path::PathBuf;
 
+pub mod spec;
+
+pub use spec::{check_spec, check_syslog_method, Destination, Level};
+
 /// Logging configuration from the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VlogConfig {
