@@ -465,6 +465,59 @@ mod tests {
         }
     }
 
+    /// `Vlog::init` installs a process-global subscriber, so it runs in a child process: this
+    /// test re-executes the test binary for itself with `VLOG_INIT_CHILD=1`.
+    #[test]
+    fn init_installs_global_subscriber() {
+        if std::env::var_os("VLOG_INIT_CHILD").is_some() {
+            let v = Vlog::init(&cfg(&["PATTERN:console:%c|%p|%m"])).unwrap();
+            tracing::info!(target: "reconnect", "hello");
+            tracing::debug!(target: "reconnect", "hidden");
+            v.set("reconnect:dbg").unwrap();
+            tracing::debug!(target: "reconnect", "shown");
+            static RL: RateLimit = RateLimit::new(1, 1);
+            for i in 0..3 {
+                crate::vlog_rl!(RL, info, target: "ovn_util", "limited {}", i);
+            }
+            v.set_rate_limit(&["ovn_util".into()], false).unwrap();
+            crate::vlog_rl!(RL, info, target: "ovn_util", "unlimited");
+            v.set("ovn_util:off").unwrap();
+            v.set_rate_limit(&[], true).unwrap();
+            crate::vlog_rl!(RL, info, target: "ovn_util", "off");
+            assert!(Vlog::global().is_some());
+            let again = Vlog::init(&cfg(&[]));
+            assert_eq!(again.err(), Some("logging is already initialized".into()));
+            return;
+        }
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "daemon::vlog::tests::init_installs_global_subscriber",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("VLOG_INIT_CHILD", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "child failed: {stderr}");
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains('|') && !l.contains("test "))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "reconnect|INFO|hello",
+                "reconnect|DBG|shown",
+                "ovn_util|INFO|limited 0",
+                "ovn_util|INFO|unlimited"
+            ],
+            "{stderr}"
+        );
+    }
+
     #[test]
     fn subprogram_and_file_via_handle() {
         let dir = tempfile::tempdir().unwrap();
