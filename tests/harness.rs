@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    pid_exists, rows, schema_path, test_schema_path, wait_for, wait_until, Client, Cluster, IcDbs,
-    Listen, Northd, OvnDbs, Pki, Proc, Schema, Server, TEST_DB,
+    pid_exists, rows, schema_path, test_schema_path, wait_for, wait_until, Client, Cluster, Daemon,
+    IcDbs, Listen, OvnDbs, Pki, Proc, Schema, Server, C_OVN_IC, TEST_DB,
 };
 use serde_json::{json, Value};
 
@@ -271,6 +271,17 @@ fn cluster_of_three_elects_fails_over_and_rejoins() {
             .is_ok_and(|db| rows(&db, "Availability_Zone").len() == 2)
     }));
 
+    // A hung (SIGSTOPped) leader is replaced too; after SIGCONT it steps down and rejoins.
+    let hung = cluster.wait_leader(Duration::from_secs(10)).unwrap();
+    cluster.stop(hung).unwrap();
+    let other = cluster.wait_leader(Duration::from_secs(15)).unwrap();
+    assert_ne!(other, hung);
+    cluster.cont(hung).unwrap();
+    cluster.wait_joined(Duration::from_secs(15)).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        cluster.status(hung).is_ok_and(|s| !s.is_leader())
+    }));
+
     let pids = cluster.pids();
     drop(cluster);
     for pid in pids {
@@ -334,7 +345,7 @@ fn ovn_databases_and_northd() {
     assert_eq!(rows(&nb, "NB_Global")[0]["name"], "az1");
     assert_eq!(rows(&dbs.ic.ic_nb.dump().unwrap(), "IC_NB_Global").len(), 1);
 
-    let mut northd = Northd::for_az(&dbs.az).unwrap();
+    let mut northd = Daemon::northd_for_az(&dbs.az).unwrap();
     assert!(northd.is_running());
     // northd translates an NB logical switch into an SB datapath binding.
     dbs.az
@@ -355,11 +366,31 @@ fn ovn_databases_and_northd() {
     );
     assert!(northd.appctl(&["status"]).unwrap().contains("active"));
 
-    let mut pids: Vec<u32> = vec![northd.pid()];
+    // Debian's C ovn-ic registers the AZ in IC-SB, answers on its control socket and exits
+    // on `exit`.
+    let mut ic = Daemon::ovn_ic(C_OVN_IC, &dbs.az, &dbs.ic, &[]).unwrap();
+    let registered = wait_until(Duration::from_secs(15), || {
+        dbs.ic.ic_sb.dump().is_ok_and(|db| {
+            rows(&db, "Availability_Zone")
+                .iter()
+                .any(|r| r["name"] == "az1")
+        })
+    });
+    assert!(
+        registered,
+        "C ovn-ic did not register az1\n{}",
+        ic.log_text()
+    );
+    assert!(ic.appctl(&["is-paused"]).unwrap().contains("false"));
+    ic.appctl(&["exit"]).unwrap();
+    assert!(ic.wait_exit(Duration::from_secs(5)).is_some());
+
+    let mut pids: Vec<u32> = vec![northd.pid(), ic.pid()];
     for s in [&dbs.ic.ic_nb, &dbs.ic.ic_sb, &dbs.az.nb, &dbs.az.sb] {
         pids.push(s.pid().unwrap());
     }
     drop(northd);
+    drop(ic);
     drop(dbs);
     for pid in pids {
         assert_gone(pid);

@@ -20,7 +20,8 @@
 //!   [`Cluster::new`];
 //! * TLS material: [`Pki::new`];
 //! * Debian's client tools: [`dump`], [`transact`], [`transact_ok`], [`appctl`], [`Client`];
-//! * OVN setups: [`IcDbs`], [`AzDbs`], [`OvnDbs`], [`Northd`];
+//! * OVN setups: [`IcDbs`], [`AzDbs`], [`OvnDbs`]; daemons: [`Daemon::northd`],
+//!   [`Daemon::ovn_ic`] (Debian's C binary [`C_OVN_IC`] or ours, [`our_ovn_ic`]);
 //! * polling: [`wait_until`], [`wait_for`].
 //!
 //! Every function that can fail returns `anyhow::Result` with a message naming the command, its
@@ -28,6 +29,28 @@
 //!
 //! Environment knobs: `OVN_SCHEMA_DIR` (where the OVN schemas are, default `/usr/share/ovn`),
 //! `OVN_IC_TEST_KEEP=1` (keep temporary directories for inspection; their paths are printed).
+//!
+//! Example:
+//!
+//! ```ignore
+//! mod common;
+//! use common::{rows, schema_path, wait_until, Listen, Server};
+//! use serde_json::json;
+//!
+//! #[test]
+//! fn inserts_are_visible() {
+//!     common::skip_unless_schema!("ovn-ic-sb", "Availability_Zone");
+//!     let isb = Server::standalone(schema_path("ovn-ic-sb"), Listen::Unix).unwrap();
+//!     isb.transact(json!([{"op": "insert", "table": "Availability_Zone",
+//!                          "row": {"name": "az1"}}])).unwrap();
+//!     // … run the code under test against isb.remote() …
+//!     assert!(wait_until(std::time::Duration::from_secs(5), || {
+//!         isb.dump().is_ok_and(|db| rows(&db, "Availability_Zone").len() == 1)
+//!     }));
+//! } // isb is killed (by pid) and its directory removed here, also if the test panicked
+//! ```
+//!
+//! The harness's own tests are in `tests/harness.rs`.
 
 // Each test crate compiles this module separately and uses only part of it.
 #![allow(dead_code, unused_imports)]
@@ -42,7 +65,7 @@ mod server;
 
 pub use client::{appctl, dump, rows, transact, transact_ok, Client};
 pub use cluster::{Cluster, RaftStatus};
-pub use ovn::{AzDbs, IcDbs, Northd, OvnDbs};
+pub use ovn::{our_ovn_ic, AzDbs, Daemon, IcDbs, OvnDbs, C_OVN_IC};
 pub use pki::{Pki, SslFiles};
 pub use process::{pid_exists, run, Proc, TestDir};
 pub use schema::{

@@ -1,10 +1,11 @@
-//! OVN database setups and `ovn-northd`.
+//! OVN database setups and OVS-style daemons (`ovn-northd`, the C `ovn-ic`, ours).
 
+use std::ffi::OsStr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use super::process::{isolate_env, log_tail_msg, Proc, TestDir};
@@ -108,33 +109,45 @@ impl OvnDbs {
     }
 }
 
-/// Debian's `ovn-northd` running against an NB/SB pair, killed on drop.
-pub struct Northd {
+/// Path of Debian's C `ovn-ic` (23.03), for differential tests.
+pub const C_OVN_IC: &str = "/usr/bin/ovn-ic";
+
+/// Path of this crate's `ovn-ic` binary (built by cargo for integration tests).
+pub fn our_ovn_ic() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ovn-ic"))
+}
+
+/// An OVS-style daemon (`ovn-northd`, the C `ovn-ic`, ours) running in the foreground with its
+/// control socket and log file in a private temporary directory; killed on drop.
+///
+/// Files in [`Daemon::dir`]: `<name>.ctl` (`--unixctl`), `<name>.log` (`--log-file`),
+/// `<name>.out` (stdout and stderr).
+pub struct Daemon {
     proc: Proc,
     ctl: PathBuf,
     log: PathBuf,
     dir: TestDir,
 }
 
-impl Northd {
-    /// Starts `ovn-northd --ovnnb-db=NB --ovnsb-db=SB` with its control socket and log file in a
-    /// temporary directory, and waits until the control socket answers.
-    pub fn start(nb_remote: &str, sb_remote: &str) -> Result<Northd> {
-        let dir = TestDir::new("northd")?;
-        let ctl = dir.join("ovn-northd.ctl");
-        let log = dir.join("ovn-northd.log");
-        let mut cmd = Command::new("ovn-northd");
+impl Daemon {
+    /// Starts `program ARGS... --unixctl=… --log-file=… -vconsole:off --no-chdir` (so later
+    /// duplicates in `args` lose, as getopt's last-wins would make them) and waits until the
+    /// control socket accepts connections.
+    pub fn start(name: &str, program: impl AsRef<OsStr>, args: &[String]) -> Result<Daemon> {
+        let dir = TestDir::new(name)?;
+        let ctl = dir.join(format!("{name}.ctl"));
+        let log = dir.join(format!("{name}.log"));
+        let mut cmd = Command::new(program);
         isolate_env(&mut cmd, dir.path());
-        cmd.arg(format!("--ovnnb-db={nb_remote}"))
-            .arg(format!("--ovnsb-db={sb_remote}"))
+        cmd.args(args)
             .arg(format!("--unixctl={}", ctl.display()))
             .arg(format!("--log-file={}", log.display()))
             .arg("-vconsole:off")
             .arg("--no-chdir");
         let mut proc = Proc::spawn(
-            "ovn-northd",
+            name,
             cmd,
-            &dir.join("ovn-northd.out"),
+            &dir.join(format!("{name}.out")),
             Some(log.clone()),
         )?;
         let mut failed = None;
@@ -146,16 +159,16 @@ impl Northd {
             UnixStream::connect(&ctl).is_ok()
         });
         if let Some(e) = failed {
-            return Err(e.context("starting ovn-northd"));
+            return Err(e.context(format!("starting {name}")));
         }
         if !up {
-            anyhow::bail!(
-                "ovn-northd did not open {}{}",
+            bail!(
+                "{name} did not open {}{}",
                 ctl.display(),
                 log_tail_msg(&log)
             );
         }
-        Ok(Northd {
+        Ok(Daemon {
             proc,
             ctl,
             log,
@@ -163,9 +176,34 @@ impl Northd {
         })
     }
 
-    /// Starts it against an AZ's databases.
-    pub fn for_az(az: &AzDbs) -> Result<Northd> {
-        Northd::start(&az.nb.remote(), &az.sb.remote())
+    /// Debian's `ovn-northd --ovnnb-db=NB --ovnsb-db=SB`.
+    pub fn northd(nb_remote: &str, sb_remote: &str) -> Result<Daemon> {
+        Daemon::start(
+            "ovn-northd",
+            "ovn-northd",
+            &[
+                format!("--ovnnb-db={nb_remote}"),
+                format!("--ovnsb-db={sb_remote}"),
+            ],
+        )
+    }
+
+    /// [`Daemon::northd`] against an AZ's databases.
+    pub fn northd_for_az(az: &AzDbs) -> Result<Daemon> {
+        Daemon::northd(&az.nb.remote(), &az.sb.remote())
+    }
+
+    /// An `ovn-ic` binary ([`C_OVN_IC`] or [`our_ovn_ic`]) for one AZ, with the four database
+    /// options of [`AzDbs::ovn_ic_args`] followed by `extra`.
+    pub fn ovn_ic(
+        program: impl AsRef<OsStr>,
+        az: &AzDbs,
+        ic: &IcDbs,
+        extra: &[&str],
+    ) -> Result<Daemon> {
+        let mut args = az.ovn_ic_args(ic);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Daemon::start(&format!("ovn-ic-{}", az.name), program, &args)
     }
 
     pub fn pid(&self) -> u32 {
@@ -178,6 +216,11 @@ impl Northd {
 
     pub fn log_path(&self) -> &Path {
         &self.log
+    }
+
+    /// The log file's current contents (empty if it does not exist yet).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn dir(&self) -> &Path {
@@ -197,5 +240,15 @@ impl Northd {
     /// `kill -9` and reap.
     pub fn kill(&mut self) {
         self.proc.kill();
+    }
+
+    /// `SIGTERM`, then `SIGKILL` after `grace`; returns the exit status.
+    pub fn terminate(&mut self, grace: std::time::Duration) -> Option<std::process::ExitStatus> {
+        self.proc.terminate(grace)
+    }
+
+    /// Waits up to `timeout` for the daemon to exit by itself (e.g. after `appctl exit`).
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        self.proc.wait_exit(timeout)
     }
 }
