@@ -1,11 +1,11 @@
 //! Replica load and transaction throughput of our OVSDB client against a real ovsdb-server,
 //! beside the time Debian's `ovsdb-client dump` (the C library) needs for the same database.
 //!
-//!     cargo run --release --example ovsdb_bench [ROWS] [TXNS]
+//!     cargo test --release --test bench_ovsdb -- --ignored --nocapture
 //!
-//! Defaults: 100000 rows, 10000 transactions. Prints a table; asserts nothing.
+//! `BENCH_ROWS` / `BENCH_TXNS` override the defaults (100000 rows, 10000 transactions). Prints a
+//! table; asserts only that the operations succeed.
 
-#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
@@ -34,10 +34,12 @@ async fn until(s: &mut Session, wake: &Notify, mut cond: impl FnMut(&mut Session
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let rows: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let txns: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn ovsdb_bench() -> anyhow::Result<()> {
+    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let rows = env("BENCH_ROWS", 100_000);
+    let txns = env("BENCH_TXNS", 10_000);
     let server = common::Server::standalone(common::test_schema_path(), common::Listen::Unix)?;
     let remote = server.remote();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
