@@ -2,10 +2,12 @@
 # Build the ovn-ic-rs Debian package with dpkg-deb (no debhelper needed).
 #
 # usage: packaging/build-deb.sh [--binary PATH] [--version VERSION] [--output DIR]
+#                               [--compression xz|gzip|zstd|none]
 #
 #   --binary   the ovn-ic executable to package (default: target/release/ovn-ic)
 #   --version  package version (default: the crate version from Cargo.toml, with "-1")
 #   --output   directory for the .deb (default: target/debian)
+#   --compression  dpkg-deb compressor (default: xz)
 #
 # Prints the path of the built package on stdout.
 set -eu
@@ -16,6 +18,7 @@ top=$(cd "$here/.." && pwd)
 binary="$top/target/release/ovn-ic"
 version=""
 output="$top/target/debian"
+compression=xz
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -25,7 +28,9 @@ while [ $# -gt 0 ]; do
         --version=*) version=${1#*=}; shift ;;
         --output) output=$2; shift 2 ;;
         --output=*) output=${1#*=}; shift ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --compression) compression=$2; shift 2 ;;
+        --compression=*) compression=${1#*=}; shift ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-deb.sh: unknown argument '$1'" >&2; exit 1 ;;
     esac
 done
@@ -66,5 +71,5 @@ sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \
 
 mkdir -p "$output"
 deb="$output/${pkg}_${version}_${arch}.deb"
-dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+dpkg-deb --root-owner-group -Z"$compression" --build "$stage" "$deb" >/dev/null
 echo "$deb"

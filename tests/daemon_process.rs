@@ -650,6 +650,7 @@ fn debian_package_contents() {
         .arg("1.2.3-1")
         .arg("--output")
         .arg(out_dir.path())
+        .arg("--compression=none")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
