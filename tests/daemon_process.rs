@@ -182,7 +182,6 @@ fn started(sb: &Sandbox, out: &Output) -> i32 {
 }
 
 #[test]
-#[ignore = "needs cli/vlog merge"]
 fn detach_returns_after_pidfile_and_socket_exist() {
     let sb = Sandbox::new();
     let out = sb.start(BIN, &[]);
@@ -222,7 +221,6 @@ fn detach_returns_after_pidfile_and_socket_exist() {
 }
 
 #[test]
-#[ignore = "needs cli/vlog merge"]
 fn appctl_commands_reply_exactly() {
     let sb = Sandbox::new();
     let pid = started(&sb, &sb.start(BIN, &[]));
@@ -327,7 +325,6 @@ fn appctl_commands_reply_exactly() {
 
 /// Error replies must be what ovn-appctl prints for the C daemon, byte for byte.
 #[test]
-#[ignore = "needs cli/vlog merge"]
 fn errors_match_the_c_daemon() {
     let requests: &[&[&str]] = &[
         &["bogus"],
@@ -359,7 +356,6 @@ fn errors_match_the_c_daemon() {
 }
 
 #[test]
-#[ignore = "needs cli/vlog merge"]
 fn second_start_with_same_pidfile_is_refused() {
     let sb = Sandbox::new();
     let pid = started(&sb, &sb.start(BIN, &[]));
@@ -393,7 +389,6 @@ fn second_start_with_same_pidfile_is_refused() {
 }
 
 #[test]
-#[ignore = "needs cli/vlog merge"]
 fn fatal_signals_remove_pidfile_and_socket() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
@@ -439,7 +434,6 @@ fn fatal_signals_remove_pidfile_and_socket() {
 }
 
 #[test]
-#[ignore = "needs cli/vlog merge"]
 fn process_name_is_ovn_ic_under_any_file_name() {
     let sb = Sandbox::new();
     let copy = sb.dir.path().join("bin").join("not-ovn-ic-at-all");
@@ -453,7 +447,6 @@ fn process_name_is_ovn_ic_under_any_file_name() {
 }
 
 #[test]
-#[ignore = "needs cli/vlog merge"]
 fn unusable_control_socket_is_a_startup_error() {
     let sb = Sandbox::new();
     let out = sb.start(BIN, &["--unixctl=/nonexistent-dir/x.ctl"]);
@@ -474,7 +467,6 @@ fn unusable_control_socket_is_a_startup_error() {
 }
 
 #[test]
-#[ignore = "needs cli/vlog merge"]
 fn ovn_ctl_start_status_stop() {
     let sb = Sandbox::new();
     std::fs::copy(BIN, sb.dir.path().join("bin/ovn-ic")).unwrap();
@@ -542,7 +534,6 @@ fn ovn_ctl_start_status_stop() {
 }
 
 #[test]
-#[ignore = "needs cli/vlog merge"]
 fn monitor_restarts_a_crashed_daemon() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
@@ -581,7 +572,6 @@ fn monitor_restarts_a_crashed_daemon() {
 }
 
 #[test]
-#[ignore = "needs cli/vlog merge"]
 fn user_option_drops_privileges() {
     if !nix::unistd::Uid::effective().is_root() {
         return;
@@ -602,7 +592,6 @@ fn user_option_drops_privileges() {
 }
 
 #[test]
-#[ignore = "needs cli/vlog merge"]
 fn informational_options() {
     let sb = Sandbox::new();
     let out = sb.command(BIN).arg("--version").output().unwrap();
@@ -611,8 +600,9 @@ fn informational_options() {
         (
             Some(0),
             format!(
-                "ovn-ic {}\nOpen vSwitch Library 3.7.90\n",
-                env!("CARGO_PKG_VERSION")
+                "ovn-ic {}\nOpen vSwitch Library {}\n",
+                env!("CARGO_PKG_VERSION"),
+                ovn_ic::daemon::OVS_LIBRARY_VERSION
             ),
             String::new()
         )

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use ovn_ic::ovsdb::datum::{Atom, Datum};
 use ovn_ic::ovsdb::session::{Session, SessionConfig};
-use ovn_ic::ovsdb::txn::{TxnError, TxnStatus, Txn};
+use ovn_ic::ovsdb::txn::{Txn, TxnError, TxnStatus};
 use ovn_ic::ovsdb::Uuid;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -26,7 +26,11 @@ struct Client {
 impl Client {
     fn new(remote: &str, cfg: impl FnOnce(SessionConfig) -> SessionConfig) -> Client {
         let wake = Arc::new(Notify::new());
-        let c = SessionConfig::new(TEST_DB, remote, wake.clone()).monitor_all(&["Root", "Child", "Singleton"]);
+        let c = SessionConfig::new(TEST_DB, remote, wake.clone()).monitor_all(&[
+            "Root",
+            "Child",
+            "Singleton",
+        ]);
         let s = Session::spawn("test", cfg(c));
         Client { s, wake }
     }
@@ -39,7 +43,10 @@ impl Client {
             if cond(&mut self.s) {
                 return;
             }
-            if tokio::time::timeout_at(deadline, self.wake.notified()).await.is_err() {
+            if tokio::time::timeout_at(deadline, self.wake.notified())
+                .await
+                .is_err()
+            {
                 self.s.run();
                 if cond(&mut self.s) {
                     return;
@@ -142,8 +149,12 @@ async fn replica_equals_dump_after_random_edits() -> Result<()> {
         common::transact_ok(&remote, &params)?;
     }
     // One more marker write, then wait until the replica has it.
-    common::transact_ok(&remote, &json!([TEST_DB, {"op": "insert", "table": "Singleton", "row": {"value": "done"}}]))?;
-    c.until(20, "marker", |s| s.replica().len("Singleton") == 1).await;
+    common::transact_ok(
+        &remote,
+        &json!([TEST_DB, {"op": "insert", "table": "Singleton", "row": {"value": "done"}}]),
+    )?;
+    c.until(20, "marker", |s| s.replica().len("Singleton") == 1)
+        .await;
     assert_eq!(c.snapshot(), dump_normalised(&remote));
     Ok(())
 }
@@ -155,24 +166,51 @@ async fn own_writes_arrive_through_monitor() -> Result<()> {
     let mut c = Client::new(&server.remote(), |c| c);
     c.synced().await;
     let mut t = Txn::new(TEST_DB);
-    let child = t.insert(c.s.replica(), "Child", vec![("name", s("c1")), ("value", Datum::scalar(3i64))]);
+    let child = t.insert(
+        c.s.replica(),
+        "Child",
+        vec![("name", s("c1")), ("value", Datum::scalar(3i64))],
+    );
     t.insert(
         c.s.replica(),
         "Root",
-        vec![("name", s("a")), ("color", s("red")), ("labels", Datum::smap([("k", "v")])), ("children", Datum::set([child.atom()]))],
+        vec![
+            ("name", s("a")),
+            ("color", s("red")),
+            ("labels", Datum::smap([("k", "v")])),
+            ("children", Datum::set([child.atom()])),
+        ],
     );
     let st = c.commit(t).await;
-    let TxnStatus::Success(out) = st else { panic!("{st:?}") };
+    let TxnStatus::Success(out) = st else {
+        panic!("{st:?}")
+    };
     assert_eq!(out.named.len(), 2);
     // Already in the replica when the reply is processed.
-    let root = c.s.replica().find_by_str("Root", "name", "a").expect("row a").clone();
+    let root =
+        c.s.replica()
+            .find_by_str("Root", "name", "a")
+            .expect("row a")
+            .clone();
     assert_eq!(root.smap_get("labels", "k"), Some("v"));
     let child_uuid = root.get("children").uuids().next().unwrap();
-    assert_eq!(c.s.replica().get("Child", child_uuid).unwrap().str("name"), "c1");
+    assert_eq!(
+        c.s.replica().get("Child", child_uuid).unwrap().str("name"),
+        "c1"
+    );
 
     // Write-changed-only: an update to the same values sends nothing.
     let mut t = Txn::new(TEST_DB);
-    assert!(!t.update(c.s.replica(), "Root", root.uuid(), vec![("name", s("a")), ("color", s("red")), ("labels", Datum::smap([("k", "v")]))]));
+    assert!(!t.update(
+        c.s.replica(),
+        "Root",
+        root.uuid(),
+        vec![
+            ("name", s("a")),
+            ("color", s("red")),
+            ("labels", Datum::smap([("k", "v")]))
+        ]
+    ));
     assert!(t.is_empty());
     assert_eq!(c.commit(t).await, TxnStatus::Unchanged);
     Ok(())
@@ -187,40 +225,89 @@ async fn transaction_errors_are_classified() -> Result<()> {
     let mut c = Client::new(&remote, |c| c);
     c.synced().await;
     let mut t = Txn::new(TEST_DB);
-    t.insert(c.s.replica(), "Root", vec![("name", s("x")), ("color", s("red")), ("count", Datum::scalar(1i64))]);
+    t.insert(
+        c.s.replica(),
+        "Root",
+        vec![
+            ("name", s("x")),
+            ("color", s("red")),
+            ("count", Datum::scalar(1i64)),
+        ],
+    );
     assert!(c.commit(t).await.is_ok());
-    let uuid = c.s.replica().find_by_str("Root", "name", "x").unwrap().uuid();
+    let uuid =
+        c.s.replica()
+            .find_by_str("Root", "name", "x")
+            .unwrap()
+            .uuid();
 
     // Duplicate index value.
     let mut t = Txn::new(TEST_DB);
-    t.insert(c.s.replica(), "Root", vec![("name", s("x")), ("color", s("red"))]);
+    t.insert(
+        c.s.replica(),
+        "Root",
+        vec![("name", s("x")), ("color", s("red"))],
+    );
     let st = c.commit(t).await;
-    assert!(matches!(st, TxnStatus::Error(TxnError::ConstraintViolation(ref d)) if d.contains("identical values")), "{st:?}");
+    assert!(
+        matches!(st, TxnStatus::Error(TxnError::ConstraintViolation(ref d)) if d.contains("identical values")),
+        "{st:?}"
+    );
 
     // Strong reference to a row that does not exist.
     let mut t = Txn::new(TEST_DB);
-    t.insert(c.s.replica(), "Root", vec![("name", s("y")), ("color", s("red")), ("child", Datum::scalar(Uuid::random()))]);
+    t.insert(
+        c.s.replica(),
+        "Root",
+        vec![
+            ("name", s("y")),
+            ("color", s("red")),
+            ("child", Datum::scalar(Uuid::random())),
+        ],
+    );
     let st = c.commit(t).await;
-    assert!(matches!(st, TxnStatus::Error(TxnError::ReferentialIntegrity(_))), "{st:?}");
+    assert!(
+        matches!(st, TxnStatus::Error(TxnError::ReferentialIntegrity(_))),
+        "{st:?}"
+    );
 
     // Enum violation.
     let mut t = Txn::new(TEST_DB);
-    t.insert(c.s.replica(), "Root", vec![("name", s("z")), ("color", s("purple"))]);
+    t.insert(
+        c.s.replica(),
+        "Root",
+        vec![("name", s("z")), ("color", s("purple"))],
+    );
     let st = c.commit(t).await;
-    assert!(matches!(st, TxnStatus::Error(TxnError::ConstraintViolation(_))), "{st:?}");
+    assert!(
+        matches!(st, TxnStatus::Error(TxnError::ConstraintViolation(_))),
+        "{st:?}"
+    );
 
     // Someone else changes the row; our verify (built on the old value) fails: try again.
-    common::transact_ok(&remote, &json!([TEST_DB, {"op": "update", "table": "Root", "where": [["name", "==", "x"]], "row": {"count": 2}}]))?;
+    common::transact_ok(
+        &remote,
+        &json!([TEST_DB, {"op": "update", "table": "Root", "where": [["name", "==", "x"]], "row": {"count": 2}}]),
+    )?;
     let mut t = Txn::new(TEST_DB);
     t.verify("Root", uuid, vec![("count", Datum::scalar(1i64))]);
-    t.update(c.s.replica(), "Root", uuid, vec![("tags", Datum::set([Atom::from("t")]))]);
+    t.update(
+        c.s.replica(),
+        "Root",
+        uuid,
+        vec![("tags", Datum::set([Atom::from("t")]))],
+    );
     let st = c.commit(t).await;
     assert!(matches!(st, TxnStatus::TryAgain(_)), "{st:?}");
 
     // After "try again" no new transaction is opened until the replica changes.
     assert!(!c.s.can_commit());
-    common::transact_ok(&remote, &json!([TEST_DB, {"op": "update", "table": "Root", "where": [["name", "==", "x"]], "row": {"count": 3}}]))?;
-    c.until(20, "unblocked by a change", |s| s.can_commit()).await;
+    common::transact_ok(
+        &remote,
+        &json!([TEST_DB, {"op": "update", "table": "Root", "where": [["name", "==", "x"]], "row": {"count": 3}}]),
+    )?;
+    c.until(20, "unblocked by a change", |s| s.can_commit())
+        .await;
     Ok(())
 }
 
@@ -246,7 +333,8 @@ async fn probes_keep_idle_sessions_and_detect_dead_servers() -> Result<()> {
     assert_eq!(c.s.stats().connects, connects, "idle session was dropped");
 
     server.stop()?;
-    c.until(6, "dead server detected", |s| !s.is_connected()).await;
+    c.until(6, "dead server detected", |s| !s.is_connected())
+        .await;
     server.cont()?;
     c.until(20, "reconnected", |s| s.is_synced()).await;
     assert!(c.s.stats().connects > connects);
@@ -273,19 +361,31 @@ async fn lock_contention_and_handover() -> Result<()> {
     // b cannot write without the lock: try again locally, nothing sent.
     b.synced().await;
     let mut t = Txn::new(TEST_DB);
-    t.insert(b.s.replica(), "Root", vec![("name", s("from-b")), ("color", s("red"))]);
+    t.insert(
+        b.s.replica(),
+        "Root",
+        vec![("name", s("from-b")), ("color", s("red"))],
+    );
     assert!(matches!(b.commit(t).await, TxnStatus::TryAgain(_)));
 
     // a writes with the lock asserted.
     let mut t = Txn::new(TEST_DB);
-    t.insert(a.s.replica(), "Root", vec![("name", s("from-a")), ("color", s("red"))]);
+    t.insert(
+        a.s.replica(),
+        "Root",
+        vec![("name", s("from-a")), ("color", s("red"))],
+    );
     a.synced().await;
     assert!(a.commit(t).await.is_ok());
 
     drop(a);
     b.until(20, "b gets lock", |s| s.has_lock()).await;
     let mut t = Txn::new(TEST_DB);
-    t.insert(b.s.replica(), "Root", vec![("name", s("from-b")), ("color", s("red"))]);
+    t.insert(
+        b.s.replica(),
+        "Root",
+        vec![("name", s("from-b")), ("color", s("red"))],
+    );
     assert!(b.commit(t).await.is_ok());
 
     // A third session steals it; b learns it was stolen and can no longer write.
@@ -293,9 +393,16 @@ async fn lock_contention_and_handover() -> Result<()> {
     c.synced().await;
     c.s.steal_lock("ovn_ic");
     c.until(20, "c stole lock", |s| s.has_lock()).await;
-    b.until(20, "b told stolen", |s| !s.has_lock() && s.is_lock_contended()).await;
+    b.until(20, "b told stolen", |s| {
+        !s.has_lock() && s.is_lock_contended()
+    })
+    .await;
     let mut t = Txn::new(TEST_DB);
-    t.insert(b.s.replica(), "Root", vec![("name", s("from-b-2")), ("color", s("red"))]);
+    t.insert(
+        b.s.replica(),
+        "Root",
+        vec![("name", s("from-b-2")), ("color", s("red"))],
+    );
     b.until(20, "b may commit", |s| s.can_commit()).await;
     assert!(matches!(b.commit(t).await, TxnStatus::TryAgain(_)));
 
@@ -313,15 +420,28 @@ async fn reconnect_resumes_with_monitor_cond_since() -> Result<()> {
     let mut c = Client::new(&remote, |c| c);
     c.synced().await;
     let mut t = Txn::new(TEST_DB);
-    t.insert(c.s.replica(), "Root", vec![("name", s("before")), ("color", s("red"))]);
+    t.insert(
+        c.s.replica(),
+        "Root",
+        vec![("name", s("before")), ("color", s("red"))],
+    );
     assert!(c.commit(t).await.is_ok());
     let before = c.s.stats();
     assert_eq!(before.full_syncs, 1);
     c.s.force_reconnect();
     c.until(20, "disconnect", |s| !s.is_synced()).await;
     // Another client writes while we are away.
-    common::transact_ok(&remote, &json!([TEST_DB, {"op": "insert", "table": "Root", "row": {"name": "while-away", "color": "red"}}]))?;
-    c.until(30, "resync", |s| s.is_synced() && s.replica().find_by_str("Root", "name", "while-away").is_some()).await;
+    common::transact_ok(
+        &remote,
+        &json!([TEST_DB, {"op": "insert", "table": "Root", "row": {"name": "while-away", "color": "red"}}]),
+    )?;
+    c.until(30, "resync", |s| {
+        s.is_synced()
+            && s.replica()
+                .find_by_str("Root", "name", "while-away")
+                .is_some()
+    })
+    .await;
     let after = c.s.stats();
     assert_eq!(after.full_syncs, 1, "reconnect did a full resync");
     assert_eq!(after.resumed_syncs, 1);
@@ -357,7 +477,11 @@ async fn follows_new_leader_without_losing_or_duplicating() -> Result<()> {
             continue;
         }
         let mut t = Txn::new(TEST_DB);
-        t.insert(c.s.replica(), "Root", vec![("name", s(&name)), ("color", s("red"))]);
+        t.insert(
+            c.s.replica(),
+            "Root",
+            vec![("name", s(&name)), ("color", s("red"))],
+        );
         match c.commit(t).await {
             TxnStatus::Success(_) => {
                 acked.push(name);
@@ -373,7 +497,10 @@ async fn follows_new_leader_without_losing_or_duplicating() -> Result<()> {
         let n = rows.iter().filter(|r| r["name"] == json!(name)).count();
         assert_eq!(n, 1, "{name} present {n} times");
     }
-    c.until(20, "replica converged", |s| s.replica().len("Root") == rows.len()).await;
+    c.until(20, "replica converged", |s| {
+        s.replica().len("Root") == rows.len()
+    })
+    .await;
     Ok(())
 }
 
@@ -396,13 +523,19 @@ async fn ssl_mutual_auth() -> Result<()> {
     });
     c.synced().await;
 
-    let bad = SslOptions { ca_cert: Some(pki.other_ca_cert.clone()), ..good };
+    let bad = SslOptions {
+        ca_cert: Some(pki.other_ca_cert.clone()),
+        ..good
+    };
     let mut c2 = Client::new(&server.remote(), |mut c| {
         c.ssl = Some(Arc::new(SslContext::new(bad)));
         c
     });
     tokio::time::sleep(Duration::from_secs(3)).await;
     c2.s.run();
-    assert!(!c2.s.is_synced(), "connected to a server signed by an unknown CA");
+    assert!(
+        !c2.s.is_synced(),
+        "connected to a server signed by an unknown CA"
+    );
     Ok(())
 }

@@ -138,7 +138,7 @@ impl Env {
 }
 
 /// Version of the Open vSwitch library this daemon is compatible with (second `--version` line).
-pub const OVS_LIBRARY_VERSION: &str = "3.6.90";
+pub const OVS_LIBRARY_VERSION: &str = "3.7.90";
 
 /// `-V/--version` text (also the unixctl `version` reply), without a trailing newline:
 /// `ovn-ic 26.3.90\nOpen vSwitch Library 3.6.90`. The first line ends in a dotted version
@@ -368,7 +368,10 @@ impl Parser<'_> {
 
     /// Apply one recognised option. `Ok(Some(cmd))` ends parsing (help, options, version).
     fn apply(&mut self, opt: Opt, arg: Option<&[u8]>) -> Result<Option<Command>, CliError> {
-        let prog = program_basename(self.program).to_string();
+        // Default file names use the program name `ovn-ic` whatever the binary's file name
+        // (the process name is forced to `ovn-ic` too), so wrappers and renamed copies still
+        // create the files ovn-ctl and ovn-appctl look for.
+        let prog = crate::daemon::PROGRAM;
         let rundir = self.opts.rundir.clone();
         let val = || arg.map(lossy).unwrap_or_default();
         let o = &mut self.opts;

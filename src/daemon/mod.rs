@@ -20,7 +20,6 @@ pub mod mainloop;
 pub mod pidfile;
 pub mod signals;
 pub mod unixctl;
-pub mod usage;
 pub mod vlog;
 
 use std::ffi::OsString;
@@ -41,14 +40,7 @@ pub const PROGRAM: &str = "ovn-ic";
 /// OVN version we implement (first line of `--version` and of the `version` command). `ovn-ctl
 /// stop_ic` compares its last word with 2.5.90 before trying a graceful `exit`.
 pub const OVN_VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The Open vSwitch library version reported on the second line (the OVS release upstream OVN
-/// main builds against; we do not link OVS).
-pub const OVS_LIBRARY_VERSION: &str = "3.7.90";
-
-/// `ovn-ic <ver>\nOpen vSwitch Library <ver>` (no final newline).
-pub fn version_text() -> String {
-    format!("{PROGRAM} {OVN_VERSION}\nOpen vSwitch Library {OVS_LIBRARY_VERSION}")
-}
+pub use self::cli::{version_text, OVS_LIBRARY_VERSION};
 
 /// `--dump-inc-proc-graph[=NODE]` until the engine provides its graph: the DOT header and footer
 /// of spec §3.4 (what upstream prints for an unknown NODE).
@@ -83,11 +75,11 @@ pub fn main() -> i32 {
     };
     match cmd {
         Command::Help => {
-            print!("{}", usage::usage(&env));
+            print!("{}", cli::usage_with_env(&program, &env));
             0
         }
         Command::ListOptions => {
-            print!("{}", usage::options_text());
+            print!("{}", cli::options_text());
             0
         }
         Command::Version => {
@@ -125,7 +117,7 @@ pub fn run(opts: Options) -> i32 {
     }) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{PROGRAM}: {e}");
             return 1;
         }
     };

@@ -73,7 +73,11 @@ impl Out {
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.nb.is_empty() && self.sb.is_empty() && self.icnb.is_empty() && self.icsb.is_empty() && self.icsb_locked.is_empty()
+        self.nb.is_empty()
+            && self.sb.is_empty()
+            && self.icnb.is_empty()
+            && self.icsb.is_empty()
+            && self.icsb_locked.is_empty()
     }
     /// Merge another stage's output (later wins).
     pub fn merge(&mut self, o: &Out) {

@@ -61,8 +61,11 @@ fn is_router_binding(pb: &Row) -> bool {
 }
 
 fn smap_with(row: &Row, column: &str, set: &[(&str, &str)], remove: &[&str]) -> Datum {
-    let mut m: BTreeMap<String, String> =
-        row.get(column).smap_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut m: BTreeMap<String, String> = row
+        .get(column)
+        .smap_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     for k in remove {
         m.remove(*k);
     }
@@ -94,7 +97,11 @@ struct Split<'a> {
 }
 
 fn split<'a>(pbs: &[Cow<'a, Row>], dp_name: &str, router: bool, az: Uuid) -> Split<'a> {
-    let mut s = Split { local: BTreeMap::new(), remote: BTreeMap::new(), used: BTreeSet::new() };
+    let mut s = Split {
+        local: BTreeMap::new(),
+        remote: BTreeMap::new(),
+        used: BTreeSet::new(),
+    };
     for pb in pbs.iter().filter(|pb| pb.str("transit_switch") == dp_name) {
         if let Some(k) = pb.int("tunnel_key") {
             s.used.insert(k);
@@ -156,18 +163,31 @@ impl Run<'_, '_> {
         }
         cols.extend(extra);
         self.isb_names.insert(port.to_string());
-        let target = if locked { &mut self.out.icsb_locked } else { &mut self.out.icsb };
+        let target = if locked {
+            &mut self.out.icsb_locked
+        } else {
+            &mut self.out.icsb
+        };
         Some(target.insert("Port_Binding", cols))
     }
 
     /// The binding row as it is now (after the intents of this run).
     fn pb(&self, uuid: Uuid) -> Option<Cow<'_, Row>> {
-        self.v.icsb.with(&self.out.icsb).with(&self.out.icsb_locked).get("Port_Binding", uuid)
+        self.v
+            .icsb
+            .with(&self.out.icsb)
+            .with(&self.out.icsb_locked)
+            .get("Port_Binding", uuid)
     }
 
     fn update_pb(&mut self, pb: &Row, cols: Vec<(&str, Datum)>) {
         // A binding inserted through the locked session this run is updated through it too.
-        if self.out.icsb_locked.get("Port_Binding", pb.uuid()).is_some() {
+        if self
+            .out
+            .icsb_locked
+            .get("Port_Binding", pb.uuid())
+            .is_some()
+        {
             self.out.icsb_locked.update("Port_Binding", pb.uuid(), cols);
         } else {
             self.out.icsb.update("Port_Binding", pb.uuid(), cols);
@@ -188,9 +208,22 @@ pub fn run(v: &Views, ctx: &Ctx, st: &mut PortBindingState, out: &mut Out) {
         ctx,
         st,
         out,
-        isb_names: isb_pbs.iter().map(|pb| pb.str("logical_port").to_string()).collect(),
-        nb_lsp_names: v.nb.rows("Logical_Switch_Port").iter().map(|p| p.str("name").to_string()).collect(),
-        nb_lrp_names: v.nb.rows("Logical_Router_Port").iter().map(|p| p.str("name").to_string()).collect(),
+        isb_names: isb_pbs
+            .iter()
+            .map(|pb| pb.str("logical_port").to_string())
+            .collect(),
+        nb_lsp_names: v
+            .nb
+            .rows("Logical_Switch_Port")
+            .iter()
+            .map(|p| p.str("name").to_string())
+            .collect(),
+        nb_lrp_names: v
+            .nb
+            .rows("Logical_Router_Port")
+            .iter()
+            .map(|p| p.str("name").to_string())
+            .collect(),
         has_pb_type,
     };
     let mut local_switch_pbs: BTreeMap<Uuid, Cow<Row>> = BTreeMap::new();
@@ -226,14 +259,18 @@ pub fn run(v: &Views, ctx: &Ctx, st: &mut PortBindingState, out: &mut Out) {
     }
 }
 
-fn sync_transit_switch(r: &mut Run, ts: &Row, isb_pbs: &[Cow<Row>], local_all: &mut BTreeMap<Uuid, Cow<Row>>) {
+fn sync_transit_switch(
+    r: &mut Run,
+    ts: &Row,
+    isb_pbs: &[Cow<Row>],
+    local_all: &mut BTreeMap<Uuid, Cow<Row>>,
+) {
     let v = r.v;
     let ts_name = ts.str("name");
-    let ls = v
-        .nb
-        .find_by_str("Logical_Switch", "name", ts_name)
-        .into_iter()
-        .find(|ls| ls.smap_get("other_config", "interconn-ts") == Some(ts_name));
+    let ls =
+        v.nb.find_by_str("Logical_Switch", "name", ts_name)
+            .into_iter()
+            .find(|ls| ls.smap_get("other_config", "interconn-ts") == Some(ts_name));
     let Some(ls) = ls else {
         debug!(target: "ovn_ic", "Transit switch {} not found in NB.", ts_name);
         return;
@@ -243,7 +280,9 @@ fn sync_transit_switch(r: &mut Run, ts: &Row, isb_pbs: &[Cow<Row>], local_all: &
     let mut managed: BTreeMap<String, Cow<Row>> = BTreeMap::new();
     let mut legacy: Vec<Cow<Row>> = vec![];
     for u in &ls_ports {
-        let Some(lsp) = v.nb.get("Logical_Switch_Port", *u) else { continue };
+        let Some(lsp) = v.nb.get("Logical_Switch_Port", *u) else {
+            continue;
+        };
         if lsp.smap_get("options", "interconn-tsp").is_some() {
             managed.insert(lsp.str("name").to_string(), lsp);
         } else {
@@ -258,8 +297,11 @@ fn sync_transit_switch(r: &mut Run, ts: &Row, isb_pbs: &[Cow<Row>], local_all: &
 
     // Managed ports (Transit_Switch_Port).
     if v.icnb.replica().has_table("Transit_Switch_Port") {
-        let mut tsps: Vec<Cow<Row>> =
-            ts.get("ports").uuids().filter_map(|u| v.icnb.get("Transit_Switch_Port", u)).collect();
+        let mut tsps: Vec<Cow<Row>> = ts
+            .get("ports")
+            .uuids()
+            .filter_map(|u| v.icnb.get("Transit_Switch_Port", u))
+            .collect();
         tsps.sort_by(|a, b| a.str("name").cmp(b.str("name")));
         for tsp in &tsps {
             sync_tsp(r, ts, &ls, tsp, &mut s, &mut managed, &mut ls_ports);
@@ -271,14 +313,27 @@ fn sync_transit_switch(r: &mut Run, ts: &Row, isb_pbs: &[Cow<Row>], local_all: &
         let name = lsp.str("name");
         match lsp.str("type") {
             t @ ("router" | "switch") => {
-                let Some(sb_pb) = v.sb.find_by_str("Port_Binding", "logical_port", name).into_iter().next() else {
+                let Some(sb_pb) =
+                    v.sb.find_by_str("Port_Binding", "logical_port", name)
+                        .into_iter()
+                        .next()
+                else {
                     continue;
                 };
                 match s.local.remove(name) {
                     None => {
-                        let Some(key) = r.st.allocate(&mut s.used) else { continue };
-                        let Some(uuid) = r.new_binding(false, ts_name, name, key, super::port_binding::TYPE_TS_PORT, Some(ts.uuid()), vec![])
-                        else {
+                        let Some(key) = r.st.allocate(&mut s.used) else {
+                            continue;
+                        };
+                        let Some(uuid) = r.new_binding(
+                            false,
+                            ts_name,
+                            name,
+                            key,
+                            super::port_binding::TYPE_TS_PORT,
+                            Some(ts.uuid()),
+                            vec![],
+                        ) else {
                             continue;
                         };
                         initial_legacy_sync(r, uuid, lsp, &sb_pb, t);
@@ -287,10 +342,14 @@ fn sync_transit_switch(r: &mut Run, ts: &Row, isb_pbs: &[Cow<Row>], local_all: &
                         full_legacy_local_sync(r, &pb, lsp, &sb_pb, t);
                         // Upstream's inverted re-assert (Q15, kept).
                         let mut cols = vec![];
-                        if r.has_pb_type && !pb.str("type").is_empty() && pb.str("type") != TYPE_TS_PORT {
+                        if r.has_pb_type
+                            && !pb.str("type").is_empty()
+                            && pb.str("type") != TYPE_TS_PORT
+                        {
                             cols.push(("type", Datum::scalar(TYPE_TS_PORT)));
                         }
-                        if r.has_pb_type && pb.uuid_of("nb_ic_uuid").is_some_and(|u| u != ts.uuid()) {
+                        if r.has_pb_type && pb.uuid_of("nb_ic_uuid").is_some_and(|u| u != ts.uuid())
+                        {
                             cols.push(("nb_ic_uuid", Datum::scalar(ts.uuid())));
                         }
                         if !cols.is_empty() {
@@ -305,7 +364,11 @@ fn sync_transit_switch(r: &mut Run, ts: &Row, isb_pbs: &[Cow<Row>], local_all: &
                     r.out.nb.delete("Logical_Switch_Port", lsp.uuid());
                 }
                 Some(pb) => {
-                    let Some(sb_pb) = v.sb.find_by_str("Port_Binding", "logical_port", name).into_iter().next() else {
+                    let Some(sb_pb) =
+                        v.sb.find_by_str("Port_Binding", "logical_port", name)
+                            .into_iter()
+                            .next()
+                    else {
                         continue;
                     };
                     legacy_remote_sync(r, &pb, lsp, &sb_pb);
@@ -344,14 +407,21 @@ fn sync_transit_switch(r: &mut Run, ts: &Row, isb_pbs: &[Cow<Row>], local_all: &
             cols.push(("addresses", Datum::scalar(addr)));
         }
         if let Some(k) = pb.int("tunnel_key") {
-            cols.push(("options", Datum::smap([("requested-tnl-key", k.to_string())])));
+            cols.push((
+                "options",
+                Datum::smap([("requested-tnl-key", k.to_string())]),
+            ));
         }
         let u = r.out.nb.insert("Logical_Switch_Port", cols);
         r.nb_lsp_names.insert(name.to_string());
         ls_ports.insert(u);
     }
     if ls_ports != ports_before {
-        r.out.nb.update("Logical_Switch", ls.uuid(), vec![("ports", Datum::set(ls_ports.into_iter().map(Atom::Uuid)))]);
+        r.out.nb.update(
+            "Logical_Switch",
+            ls.uuid(),
+            vec![("ports", Datum::set(ls_ports.into_iter().map(Atom::Uuid)))],
+        );
     }
 }
 
@@ -377,7 +447,15 @@ fn sync_tsp<'a>(
             let uuid = match found {
                 Some(pb) => Some(pb.uuid()),
                 None => match r.st.allocate(&mut s.used) {
-                    Some(key) => r.new_binding(true, ts_name, name, key, TYPE_TS_PORT, Some(ts.uuid()), vec![]),
+                    Some(key) => r.new_binding(
+                        true,
+                        ts_name,
+                        name,
+                        key,
+                        TYPE_TS_PORT,
+                        Some(ts.uuid()),
+                        vec![],
+                    ),
                     None => None,
                 },
             };
@@ -394,7 +472,15 @@ fn sync_tsp<'a>(
         let uuid = match s.local.remove(name) {
             Some(pb) => Some(pb.uuid()),
             None => match r.st.allocate(&mut s.used) {
-                Some(key) => r.new_binding(false, ts_name, name, key, TYPE_TS_PORT, Some(ts.uuid()), vec![]),
+                Some(key) => r.new_binding(
+                    false,
+                    ts_name,
+                    name,
+                    key,
+                    TYPE_TS_PORT,
+                    Some(ts.uuid()),
+                    vec![],
+                ),
                 None => None,
             },
         };
@@ -407,7 +493,9 @@ fn sync_tsp<'a>(
         s.remote.remove(name).map(|pb| pb.uuid())
     };
     let Some(pb_uuid) = pb_uuid else { return };
-    let Some(key) = r.pb(pb_uuid).and_then(|pb| pb.int("tunnel_key")) else { return };
+    let Some(key) = r.pb(pb_uuid).and_then(|pb| pb.int("tunnel_key")) else {
+        return;
+    };
 
     let lsp_uuid = match managed.remove(name) {
         Some(lsp) => lsp.uuid(),
@@ -419,7 +507,10 @@ fn sync_tsp<'a>(
             }
             let u = r.out.nb.insert(
                 "Logical_Switch_Port",
-                vec![("name", Datum::scalar(name)), ("options", Datum::smap([("interconn-tsp", name)]))],
+                vec![
+                    ("name", Datum::scalar(name)),
+                    ("options", Datum::smap([("interconn-tsp", name)])),
+                ],
             );
             r.nb_lsp_names.insert(name.to_string());
             ls_ports.insert(u);
@@ -427,8 +518,14 @@ fn sync_tsp<'a>(
         }
     };
     let nb = r.v.nb.with(&r.out.nb);
-    let Some(lsp) = nb.get("Logical_Switch_Port", lsp_uuid) else { return };
-    let ty = if local_flavour { tsp.str("type") } else { "remote" };
+    let Some(lsp) = nb.get("Logical_Switch_Port", lsp_uuid) else {
+        return;
+    };
+    let ty = if local_flavour {
+        tsp.str("type")
+    } else {
+        "remote"
+    };
     let mut set: Vec<(&str, String)> = vec![("requested-tnl-key", key.to_string())];
     let mut remove: Vec<&str> = vec![];
     if chassis.is_empty() {
@@ -448,7 +545,12 @@ fn sync_tsp<'a>(
         }
     } else {
         remove.push("router-port");
-        peer_col = Some(if peer.is_empty() { Datum::empty_set() } else { Datum::scalar(peer) }).or(peer_col);
+        peer_col = Some(if peer.is_empty() {
+            Datum::empty_set()
+        } else {
+            Datum::scalar(peer)
+        })
+        .or(peer_col);
     }
     let set_ref: Vec<(&str, &str)> = set.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut cols = vec![
@@ -467,14 +569,25 @@ fn sync_tsp<'a>(
 /// TSP → ISB: address (first of the sorted address set, Q13) and gateway (the TSP's chassis).
 fn sync_tsp_to_isb(r: &mut Run, pb_uuid: Uuid, tsp: &Row) {
     let addr = tsp.get("addresses").strs().next().unwrap_or("").to_string();
-    let Some(pb) = r.pb(pb_uuid).map(Cow::into_owned) else { return };
-    r.update_pb(&pb, vec![("address", Datum::scalar(addr.as_str())), ("gateway", Datum::scalar(tsp.str("chassis")))]);
+    let Some(pb) = r.pb(pb_uuid).map(Cow::into_owned) else {
+        return;
+    };
+    r.update_pb(
+        &pb,
+        vec![
+            ("address", Datum::scalar(addr.as_str())),
+            ("gateway", Datum::scalar(tsp.str("chassis"))),
+        ],
+    );
 }
 
 /// The peer SB binding of a legacy LSP's SB binding (`options:peer`).
 fn peer_binding<'a>(r: &Run<'_, 'a>, sb_pb: &Row) -> Option<Cow<'a, Row>> {
     let peer = sb_pb.smap_get("options", "peer")?;
-    r.v.sb.find_by_str("Port_Binding", "logical_port", peer).into_iter().next()
+    r.v.sb
+        .find_by_str("Port_Binding", "logical_port", peer)
+        .into_iter()
+        .next()
 }
 
 fn legacy_address(r: &Run, sb_pb: &Row, lsp_type: &str) -> Option<String> {
@@ -495,7 +608,12 @@ fn chassis_name(r: &Run, chassis: Option<Uuid>) -> Option<String> {
 fn legacy_gateway(r: &Run, sb_pb: &Row, lsp_type: &str, with_fallback: bool) -> String {
     if let Some(peer) = peer_binding(r, sb_pb) {
         let cr = format!("cr-{}", peer.str("logical_port"));
-        if let Some(crb) = r.v.sb.find_by_str("Port_Binding", "logical_port", &cr).into_iter().next() {
+        if let Some(crb) =
+            r.v.sb
+                .find_by_str("Port_Binding", "logical_port", &cr)
+                .into_iter()
+                .next()
+        {
             if let Some(n) = chassis_name(r, crb.uuid_of("chassis")) {
                 return n;
             }
@@ -531,14 +649,19 @@ fn router_id_update(r: &Run, pb: &Row, sb_pb: &Row, cols: &mut Vec<(&'static str
         }
         Some(id) => {
             if pb.smap_get("external_ids", "router-id") != Some(id.as_str()) {
-                cols.push(("external_ids", smap_with(pb, "external_ids", &[("router-id", id.as_str())], &[])));
+                cols.push((
+                    "external_ids",
+                    smap_with(pb, "external_ids", &[("router-id", id.as_str())], &[]),
+                ));
             }
         }
     }
 }
 
 fn initial_legacy_sync(r: &mut Run, pb_uuid: Uuid, lsp: &Row, sb_pb: &Row, lsp_type: &str) {
-    let Some(pb) = r.pb(pb_uuid).map(Cow::into_owned) else { return };
+    let Some(pb) = r.pb(pb_uuid).map(Cow::into_owned) else {
+        return;
+    };
     let mut cols: Vec<(&str, Datum)> = vec![];
     if let Some(a) = legacy_address(r, sb_pb, lsp_type) {
         cols.push(("address", Datum::scalar(a.as_str())));
@@ -582,14 +705,20 @@ fn full_legacy_local_sync(r: &mut Run, pb: &Row, lsp: &Row, sb_pb: &Row, lsp_typ
         if lsp.smap_get("options", "requested-tnl-key") != Some(ks.as_str()) {
             debug!(target: "ovn_ic", "Set options:requested-tnl-key {} for lsp {} in NB.", ks, lsp.str("name"));
             let opts = smap_with(lsp, "options", &[("requested-tnl-key", ks.as_str())], &[]);
-            r.out.nb.update("Logical_Switch_Port", lsp.uuid(), vec![("options", opts)]);
+            r.out
+                .nb
+                .update("Logical_Switch_Port", lsp.uuid(), vec![("options", opts)]);
         }
     }
 }
 
 fn legacy_remote_sync(r: &mut Run, pb: &Row, lsp: &Row, sb_pb: &Row) {
     let addr = pb.str("address");
-    let want = if addr.is_empty() { Datum::empty_set() } else { Datum::scalar(addr) };
+    let want = if addr.is_empty() {
+        Datum::empty_set()
+    } else {
+        Datum::scalar(addr)
+    };
     let mut cols: Vec<(&str, Datum)> = vec![];
     if lsp.get("addresses") != &want {
         cols.push(("addresses", want));
@@ -597,7 +726,10 @@ fn legacy_remote_sync(r: &mut Run, pb: &Row, lsp: &Row, sb_pb: &Row) {
     if let Some(k) = pb.int("tunnel_key") {
         let ks = k.to_string();
         if lsp.smap_get("options", "requested-tnl-key") != Some(ks.as_str()) {
-            cols.push(("options", smap_with(lsp, "options", &[("requested-tnl-key", ks.as_str())], &[])));
+            cols.push((
+                "options",
+                smap_with(lsp, "options", &[("requested-tnl-key", ks.as_str())], &[]),
+            ));
         }
     }
     if !cols.is_empty() {
@@ -619,21 +751,33 @@ fn legacy_remote_sync(r: &mut Run, pb: &Row, lsp: &Row, sb_pb: &Row) {
                 gw,
                 lsp.str("name")
             ),
-            Some(ch) => r.out.sb.update("Port_Binding", sb_pb.uuid(), vec![("chassis", Datum::scalar(ch.uuid()))]),
+            Some(ch) => r.out.sb.update(
+                "Port_Binding",
+                sb_pb.uuid(),
+                vec![("chassis", Datum::scalar(ch.uuid()))],
+            ),
         }
     } else if sb_pb.uuid_of("chassis").is_some() {
-        r.out.sb.update("Port_Binding", sb_pb.uuid(), vec![("chassis", Datum::empty_set())]);
+        r.out.sb.update(
+            "Port_Binding",
+            sb_pb.uuid(),
+            vec![("chassis", Datum::empty_set())],
+        );
     }
 }
 
-fn sync_transit_router(r: &mut Run, tr: &Row, isb_pbs: &[Cow<Row>], local_all: &mut BTreeMap<Uuid, Cow<Row>>) {
+fn sync_transit_router(
+    r: &mut Run,
+    tr: &Row,
+    isb_pbs: &[Cow<Row>],
+    local_all: &mut BTreeMap<Uuid, Cow<Row>>,
+) {
     let v = r.v;
     let tr_name = tr.str("name");
-    let lr = v
-        .nb
-        .find_by_str("Logical_Router", "name", tr_name)
-        .into_iter()
-        .find(|lr| lr.smap_get("options", "interconn-tr").is_some());
+    let lr =
+        v.nb.find_by_str("Logical_Router", "name", tr_name)
+            .into_iter()
+            .find(|lr| lr.smap_get("options", "interconn-tr").is_some());
     let Some(lr) = lr else {
         debug!(target: "ovn_ic", "Transit router {} not found in NB.", tr_name);
         return;
@@ -652,7 +796,11 @@ fn sync_transit_router(r: &mut Run, tr: &Row, isb_pbs: &[Cow<Row>], local_all: &
     for pb in s.local.values() {
         local_all.remove(&pb.uuid());
     }
-    let mut trps: Vec<Cow<Row>> = tr.get("ports").uuids().filter_map(|u| v.icnb.get("Transit_Router_Port", u)).collect();
+    let mut trps: Vec<Cow<Row>> = tr
+        .get("ports")
+        .uuids()
+        .filter_map(|u| v.icnb.get("Transit_Router_Port", u))
+        .collect();
     trps.sort_by(|a, b| a.str("name").cmp(b.str("name")));
     for trp in &trps {
         let name = trp.str("name");
@@ -677,7 +825,9 @@ fn sync_transit_router(r: &mut Run, tr: &Row, isb_pbs: &[Cow<Row>], local_all: &
             }
         };
         let Some(pb_uuid) = pb_uuid else { continue };
-        let Some(key) = r.pb(pb_uuid).and_then(|pb| pb.int("tunnel_key")) else { continue };
+        let Some(key) = r.pb(pb_uuid).and_then(|pb| pb.int("tunnel_key")) else {
+            continue;
+        };
         let lrp_uuid = match managed.remove(name) {
             Some(l) => l.uuid(),
             None => {
@@ -688,7 +838,10 @@ fn sync_transit_router(r: &mut Run, tr: &Row, isb_pbs: &[Cow<Row>], local_all: &
                 }
                 let u = r.out.nb.insert(
                     "Logical_Router_Port",
-                    vec![("name", Datum::scalar(name)), ("options", Datum::smap([("interconn-tr", name)]))],
+                    vec![
+                        ("name", Datum::scalar(name)),
+                        ("options", Datum::smap([("interconn-tr", name)])),
+                    ],
                 );
                 r.nb_lrp_names.insert(name.to_string());
                 lr_ports.insert(u);
@@ -696,21 +849,40 @@ fn sync_transit_router(r: &mut Run, tr: &Row, isb_pbs: &[Cow<Row>], local_all: &
             }
         };
         let nb = r.v.nb.with(&r.out.nb);
-        let Some(lrp) = nb.get("Logical_Router_Port", lrp_uuid) else { continue };
+        let Some(lrp) = nb.get("Logical_Router_Port", lrp_uuid) else {
+            continue;
+        };
         let ks = key.to_string();
         if lrp.smap_get("options", "requested-tnl-key") != Some(ks.as_str()) {
             debug!(target: "ovn_ic", "Set options:requested-tnl-key {} for lrp {} in NB.", ks, name);
         }
         let opts = if chassis.is_empty() {
-            smap_with(&lrp, "options", &[("requested-tnl-key", ks.as_str())], &["requested-chassis"])
+            smap_with(
+                &lrp,
+                "options",
+                &[("requested-tnl-key", ks.as_str())],
+                &["requested-chassis"],
+            )
         } else {
-            smap_with(&lrp, "options", &[("requested-tnl-key", ks.as_str()), ("requested-chassis", chassis)], &[])
+            smap_with(
+                &lrp,
+                "options",
+                &[
+                    ("requested-tnl-key", ks.as_str()),
+                    ("requested-chassis", chassis),
+                ],
+                &[],
+            )
         };
         let networks = str_set(trp.get("networks").strs());
         r.out.nb.update(
             "Logical_Router_Port",
             lrp_uuid,
-            vec![("mac", Datum::scalar(trp.str("mac"))), ("networks", networks), ("options", opts)],
+            vec![
+                ("mac", Datum::scalar(trp.str("mac"))),
+                ("networks", networks),
+                ("options", opts),
+            ],
         );
     }
     for lrp in managed.values() {
@@ -722,6 +894,10 @@ fn sync_transit_router(r: &mut Run, tr: &Row, isb_pbs: &[Cow<Row>], local_all: &
         r.delete_pb(pb);
     }
     if lr_ports != ports_before {
-        r.out.nb.update("Logical_Router", lr.uuid(), vec![("ports", Datum::set(lr_ports.into_iter().map(Atom::Uuid)))]);
+        r.out.nb.update(
+            "Logical_Router",
+            lr.uuid(),
+            vec![("ports", Datum::set(lr_ports.into_iter().map(Atom::Uuid)))],
+        );
     }
 }

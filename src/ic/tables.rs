@@ -15,14 +15,57 @@ pub const ICSB_LOCK: &str = "ovn_ic_sb";
 /// NB tables and the exact columns ovn-ic monitors.
 pub const NB_MONITOR: &[(&str, &[&str])] = &[
     ("NB_Global", &["name", "options"]),
-    ("Logical_Router_Static_Route", &["route_table", "ip_prefix", "nexthop", "external_ids", "options", "policy"]),
-    ("Logical_Router", &["name", "static_routes", "ports", "options", "external_ids", "enabled", "load_balancer", "load_balancer_group"]),
-    ("Logical_Router_Port", &["mac", "name", "networks", "external_ids", "options"]),
-    ("Logical_Switch", &["name", "ports", "other_config", "external_ids"]),
-    ("Logical_Switch_Port", &["name", "addresses", "options", "type", "up", "enabled", "external_ids", "peer"]),
+    (
+        "Logical_Router_Static_Route",
+        &[
+            "route_table",
+            "ip_prefix",
+            "nexthop",
+            "external_ids",
+            "options",
+            "policy",
+        ],
+    ),
+    (
+        "Logical_Router",
+        &[
+            "name",
+            "static_routes",
+            "ports",
+            "options",
+            "external_ids",
+            "enabled",
+            "load_balancer",
+            "load_balancer_group",
+        ],
+    ),
+    (
+        "Logical_Router_Port",
+        &["mac", "name", "networks", "external_ids", "options"],
+    ),
+    (
+        "Logical_Switch",
+        &["name", "ports", "other_config", "external_ids"],
+    ),
+    (
+        "Logical_Switch_Port",
+        &[
+            "name",
+            "addresses",
+            "options",
+            "type",
+            "up",
+            "enabled",
+            "external_ids",
+            "peer",
+        ],
+    ),
     ("Load_Balancer", &["vips"]),
     ("Load_Balancer_Group", &["load_balancer"]),
-    ("Address_Set", &["name", "addresses", "options", "external_ids"]),
+    (
+        "Address_Set",
+        &["name", "addresses", "options", "external_ids"],
+    ),
 ];
 
 /// SB tables and the exact columns ovn-ic monitors.
@@ -31,14 +74,50 @@ pub const SB_MONITOR: &[(&str, &[&str])] = &[
     ("Chassis", &["encaps", "name", "hostname", "other_config"]),
     ("Encap", &["chassis_name", "type", "ip", "options"]),
     ("Datapath_Binding", &["type", "external_ids", "nb_uuid"]),
-    ("Port_Binding", &["datapath", "mac", "options", "logical_port", "external_ids", "chassis", "up"]),
-    ("Service_Monitor", &["chassis_name", "external_ids", "type", "ip", "logical_port", "port", "protocol", "src_ip", "src_mac", "remote", "ic_learned", "status", "options"]),
+    (
+        "Port_Binding",
+        &[
+            "datapath",
+            "mac",
+            "options",
+            "logical_port",
+            "external_ids",
+            "chassis",
+            "up",
+        ],
+    ),
+    (
+        "Service_Monitor",
+        &[
+            "chassis_name",
+            "external_ids",
+            "type",
+            "ip",
+            "logical_port",
+            "port",
+            "protocol",
+            "src_ip",
+            "src_mac",
+            "remote",
+            "ic_learned",
+            "status",
+            "options",
+        ],
+    ),
     ("Learned_Route", &["ip_prefix", "datapath"]),
     ("Address_Set", &["name", "addresses", "options"]),
 ];
 
 /// IC-NB: every table and column.
-pub const ICNB_TABLES: &[&str] = &["IC_NB_Global", "Transit_Switch", "Transit_Switch_Port", "Transit_Router", "Transit_Router_Port", "Connection", "SSL"];
+pub const ICNB_TABLES: &[&str] = &[
+    "IC_NB_Global",
+    "Transit_Switch",
+    "Transit_Switch_Port",
+    "Transit_Router",
+    "Transit_Router_Port",
+    "Connection",
+    "SSL",
+];
 
 /// IC-SB: every table and column.
 pub const ICSB_TABLES: &[&str] = &[
@@ -57,7 +136,12 @@ pub const ICSB_TABLES: &[&str] = &[
 
 fn spec(cols: &[(&str, &[&str])]) -> MonitorSpec {
     cols.iter()
-        .map(|(t, c)| (t.to_string(), Some(c.iter().map(|s| s.to_string()).collect())))
+        .map(|(t, c)| {
+            (
+                t.to_string(),
+                Some(c.iter().map(|s| s.to_string()).collect()),
+            )
+        })
         .collect()
 }
 

@@ -12,14 +12,16 @@ use crate::ovsdb::replica::Replica;
 use crate::ovsdb::schema::DatabaseSchema;
 
 pub fn schema_dir() -> PathBuf {
-    std::env::var_os("OVN_SCHEMA_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas");
-        if shared.join("ovn-nb.ovsschema").exists() {
-            shared
-        } else {
-            PathBuf::from("/usr/share/ovn")
-        }
-    })
+    std::env::var_os("OVN_SCHEMA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas");
+            if shared.join("ovn-nb.ovsschema").exists() {
+                shared
+            } else {
+                PathBuf::from("/usr/share/ovn")
+            }
+        })
 }
 
 /// Load `ovn-nb`, `ovn-sb`, `ovn-ic-nb` or `ovn-ic-sb`.
@@ -32,8 +34,11 @@ pub fn schema(name: &str) -> Arc<DatabaseSchema> {
 pub fn empty(name: &str) -> Replica {
     let s = schema(name);
     let mut r = Replica::new(&s.name);
-    let mon: BTreeMap<String, Vec<String>> =
-        s.tables.iter().map(|(t, ts)| (t.clone(), ts.columns.keys().cloned().collect())).collect();
+    let mon: BTreeMap<String, Vec<String>> = s
+        .tables
+        .iter()
+        .map(|(t, ts)| (t.clone(), ts.columns.keys().cloned().collect()))
+        .collect();
     r.set_schema(s, &mon);
     r
 }

@@ -23,13 +23,24 @@ pub fn smap_int(v: Option<&str>, default: i64) -> i64 {
 
 /// Allocate a key in `[min, max]` not in `used`, scanning from `hint + 1` upward and wrapping
 /// to `min` (OVN `ovn_allocate_tnlid`). Returns None when every key is taken.
-pub fn allocate_key(used: &std::collections::BTreeSet<i64>, min: i64, max: i64, hint: i64) -> Option<i64> {
+pub fn allocate_key(
+    used: &std::collections::BTreeSet<i64>,
+    min: i64,
+    max: i64,
+    hint: i64,
+) -> Option<i64> {
     if min > max {
         return None;
     }
     let span = max - min + 1;
-    let start = if hint < min || hint >= max { min } else { hint + 1 };
-    (0..span).map(|i| min + (start - min + i) % span).find(|k| !used.contains(k))
+    let start = if hint < min || hint >= max {
+        min
+    } else {
+        hint + 1
+    };
+    (0..span)
+        .map(|i| min + (start - min + i) % span)
+        .find(|k| !used.contains(k))
 }
 
 #[cfg(test)]
@@ -59,9 +70,15 @@ mod tests {
     #[test]
     fn allocation() {
         let mut used = BTreeSet::new();
-        assert_eq!(allocate_key(&used, 16711681, 16777215, 16711681), Some(16711682));
+        assert_eq!(
+            allocate_key(&used, 16711681, 16777215, 16711681),
+            Some(16711682)
+        );
         used.insert(16711682);
-        assert_eq!(allocate_key(&used, 16711681, 16777215, 16711681), Some(16711683));
+        assert_eq!(
+            allocate_key(&used, 16711681, 16777215, 16711681),
+            Some(16711683)
+        );
         assert_eq!(allocate_key(&used, 1, 32767, 0), Some(1));
         let full: BTreeSet<i64> = (1..=3).collect();
         assert_eq!(allocate_key(&full, 1, 3, 0), None);

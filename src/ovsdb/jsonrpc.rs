@@ -19,18 +19,38 @@ pub enum JsonRpcError {
 /// A JSON-RPC 1.0 message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    Request { method: String, params: Vec<Value>, id: Value },
-    Notify { method: String, params: Vec<Value> },
-    Reply { result: Value, id: Value },
-    Error { error: Value, id: Value },
+    Request {
+        method: String,
+        params: Vec<Value>,
+        id: Value,
+    },
+    Notify {
+        method: String,
+        params: Vec<Value>,
+    },
+    Reply {
+        result: Value,
+        id: Value,
+    },
+    Error {
+        error: Value,
+        id: Value,
+    },
 }
 
 impl Message {
     pub fn request(method: &str, params: Vec<Value>, id: Value) -> Message {
-        Message::Request { method: method.to_string(), params, id }
+        Message::Request {
+            method: method.to_string(),
+            params,
+            id,
+        }
     }
     pub fn notify(method: &str, params: Vec<Value>) -> Message {
-        Message::Notify { method: method.to_string(), params }
+        Message::Notify {
+            method: method.to_string(),
+            params,
+        }
     }
 
     /// Classify a decoded JSON value (members whose value is `null` count as absent; any other
@@ -50,7 +70,9 @@ impl Message {
         let error = take("error");
         let id = take("id");
         if let Some(k) = obj.keys().next() {
-            return Err(JsonRpcError::BadMessage(format!("message has unexpected member \"{k}\"")));
+            return Err(JsonRpcError::BadMessage(format!(
+                "message has unexpected member \"{k}\""
+            )));
         }
         let params = match params {
             None => None,
@@ -66,11 +88,15 @@ impl Message {
             (Some(method), Some(params), None, None, Some(id)) => {
                 Ok(Message::Request { method, params, id })
             }
-            (Some(method), Some(params), None, None, None) => Ok(Message::Notify { method, params }),
+            (Some(method), Some(params), None, None, None) => {
+                Ok(Message::Notify { method, params })
+            }
             (Some(_), None, None, None, _) => Err(bad("request must have \"params\"")),
             (None, None, Some(result), None, Some(id)) => Ok(Message::Reply { result, id }),
             (None, None, None, Some(error), Some(id)) => Ok(Message::Error { error, id }),
-            _ => Err(bad("message is not a JSON-RPC request, notification, or reply")),
+            _ => Err(bad(
+                "message is not a JSON-RPC request, notification, or reply",
+            )),
         }
     }
 
@@ -193,7 +219,9 @@ impl Framer {
                 b'{' | b'[' => {
                     self.depth += 1;
                     if self.depth > MAX_DEPTH {
-                        return Err(JsonRpcError::Parse("input exceeds maximum nesting depth 1000".into()));
+                        return Err(JsonRpcError::Parse(
+                            "input exceeds maximum nesting depth 1000".into(),
+                        ));
                     }
                 }
                 b'}' | b']' => {
@@ -231,7 +259,9 @@ impl Framer {
         match r {
             Ok(v) => {
                 if has_nul(&v) {
-                    return Err(JsonRpcError::Parse("null bytes not supported in quoted strings".into()));
+                    return Err(JsonRpcError::Parse(
+                        "null bytes not supported in quoted strings".into(),
+                    ));
                 }
                 Ok(Some(v))
             }
@@ -284,7 +314,11 @@ mod tests {
 
     #[test]
     fn one_message_split_over_many_reads() {
-        let msg = Message::request("echo", vec![json!("a\"}{]["), json!({"k": [1, 2, {"x": "\\"}]})], json!(7));
+        let msg = Message::request(
+            "echo",
+            vec![json!("a\"}{]["), json!({"k": [1, 2, {"x": "\\"}]})],
+            json!(7),
+        );
         let bytes = msg.to_bytes();
         let mut f = Framer::new();
         for (i, b) in bytes.iter().enumerate() {
@@ -331,7 +365,10 @@ mod tests {
         );
         assert_eq!(
             Message::from_json(json!({"result":null,"error":"unknown method","id":2})).unwrap(),
-            Message::Error { error: json!("unknown method"), id: json!(2) }
+            Message::Error {
+                error: json!("unknown method"),
+                id: json!(2)
+            }
         );
     }
 
@@ -339,7 +376,11 @@ mod tests {
     fn wire_form() {
         let v = Message::notify("cancel", vec![json!(1)]).to_json();
         assert_eq!(v, json!({"method":"cancel","params":[1],"id":null}));
-        let v = Message::Reply { result: json!([]), id: json!("echo") }.to_json();
+        let v = Message::Reply {
+            result: json!([]),
+            id: json!("echo"),
+        }
+        .to_json();
         assert_eq!(v, json!({"result":[],"error":null,"id":"echo"}));
     }
 
@@ -359,7 +400,9 @@ mod tests {
     #[test]
     fn big_message_in_many_chunks_is_linear() {
         // 4 MB message in 4 KB chunks: must complete quickly (no rescans).
-        let big: Vec<Value> = (0..100_000).map(|i| json!(format!("row{i:08}xxxxxxxxxxxxxxxxxxxxxxxx"))).collect();
+        let big: Vec<Value> = (0..100_000)
+            .map(|i| json!(format!("row{i:08}xxxxxxxxxxxxxxxxxxxxxxxx")))
+            .collect();
         let bytes = Message::request("x", big, json!(1)).to_bytes();
         let mut f = Framer::new();
         let mut got = None;

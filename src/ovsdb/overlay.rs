@@ -56,7 +56,8 @@ impl Intents {
 
     /// Atomically increment an integer column by one (`mutate +=`), read back on commit.
     pub fn increment(&mut self, table: &str, uuid: Uuid, column: &str) {
-        self.increments.push((table.to_string(), uuid, column.to_string()));
+        self.increments
+            .push((table.to_string(), uuid, column.to_string()));
     }
 
     pub fn increments(&self) -> &[(String, Uuid, String)] {
@@ -67,14 +68,20 @@ impl Intents {
     pub fn insert(&mut self, table: &str, cols: Vec<(&str, Datum)>) -> Uuid {
         let uuid = Uuid::random();
         let cols = cols.into_iter().map(|(c, d)| (c.to_string(), d)).collect();
-        self.tables.entry(table.to_string()).or_default().insert(uuid, RowIntent::Insert(cols));
+        self.tables
+            .entry(table.to_string())
+            .or_default()
+            .insert(uuid, RowIntent::Insert(cols));
         uuid
     }
 
     /// Set columns of a row (existing, or inserted by these intents).
     pub fn update(&mut self, table: &str, uuid: Uuid, cols: Vec<(&str, Datum)>) {
         let t = self.tables.entry(table.to_string()).or_default();
-        match t.entry(uuid).or_insert_with(|| RowIntent::Update(BTreeMap::new())) {
+        match t
+            .entry(uuid)
+            .or_insert_with(|| RowIntent::Update(BTreeMap::new()))
+        {
             RowIntent::Insert(m) | RowIntent::Update(m) => {
                 for (c, d) in cols {
                     m.insert(c.to_string(), d);
@@ -120,11 +127,16 @@ impl Intents {
                 match i {
                     RowIntent::Delete => self.delete(t, *u),
                     RowIntent::Insert(m) => {
-                        self.tables.entry(t.clone()).or_default().insert(*u, RowIntent::Insert(m.clone()));
+                        self.tables
+                            .entry(t.clone())
+                            .or_default()
+                            .insert(*u, RowIntent::Insert(m.clone()));
                     }
-                    RowIntent::Update(m) => {
-                        self.update(t, *u, m.iter().map(|(c, d)| (c.as_str(), d.clone())).collect())
-                    }
+                    RowIntent::Update(m) => self.update(
+                        t,
+                        *u,
+                        m.iter().map(|(c, d)| (c.as_str(), d.clone())).collect(),
+                    ),
                 }
             }
         }
@@ -142,11 +154,21 @@ impl Intents {
             for (uuid, intent) in rows {
                 match intent {
                     RowIntent::Insert(cols) => {
-                        txn.insert_with_uuid(replica, table, *uuid, cols.iter().map(|(c, d)| (c.as_str(), d.clone())).collect());
+                        txn.insert_with_uuid(
+                            replica,
+                            table,
+                            *uuid,
+                            cols.iter().map(|(c, d)| (c.as_str(), d.clone())).collect(),
+                        );
                     }
                     RowIntent::Update(cols) => {
                         if replica.get(table, *uuid).is_some() {
-                            txn.update(replica, table, *uuid, cols.iter().map(|(c, d)| (c.as_str(), d.clone())).collect());
+                            txn.update(
+                                replica,
+                                table,
+                                *uuid,
+                                cols.iter().map(|(c, d)| (c.as_str(), d.clone())).collect(),
+                            );
                         }
                     }
                     RowIntent::Delete => {
@@ -177,7 +199,10 @@ pub struct View<'a> {
 
 impl<'a> View<'a> {
     pub fn new(replica: &'a Replica) -> View<'a> {
-        View { replica, layers: vec![] }
+        View {
+            replica,
+            layers: vec![],
+        }
     }
 
     /// This view with one more layer on top.
@@ -192,11 +217,18 @@ impl<'a> View<'a> {
     }
 
     /// The final intent for a row across layers: None = untouched.
-    fn effective(&self, table: &str, uuid: Uuid, base: Option<&'a Row>) -> Option<Option<Cow<'a, Row>>> {
+    fn effective(
+        &self,
+        table: &str,
+        uuid: Uuid,
+        base: Option<&'a Row>,
+    ) -> Option<Option<Cow<'a, Row>>> {
         let mut touched = false;
         let mut cur: Option<Cow<'a, Row>> = base.map(Cow::Borrowed);
         for l in &self.layers {
-            let Some(i) = l.get(table, uuid) else { continue };
+            let Some(i) = l.get(table, uuid) else {
+                continue;
+            };
             touched = true;
             match i {
                 RowIntent::Delete => cur = None,
@@ -263,7 +295,10 @@ impl<'a> View<'a> {
                 .map(Cow::Borrowed)
                 .collect();
         }
-        self.rows(table).into_iter().filter(|r| r.str(column) == value).collect()
+        self.rows(table)
+            .into_iter()
+            .filter(|r| r.str(column) == value)
+            .collect()
     }
 }
 
@@ -281,7 +316,10 @@ mod tests {
         }}}});
         let mut r = Replica::new("T");
         let mut mon = BTreeMap::new();
-        mon.insert("A".to_string(), vec!["name".to_string(), "opts".to_string()]);
+        mon.insert(
+            "A".to_string(),
+            vec!["name".to_string(), "opts".to_string()],
+        );
         r.set_schema(Arc::new(DatabaseSchema::from_json(&s).unwrap()), &mon);
         r.add_index("A", &["name"]);
         r.apply_update2(&json!({"A": {
@@ -302,7 +340,11 @@ mod tests {
         l2.delete("A", Uuid(2));
         l2.update("A", c, vec![("opts", Datum::smap([("k", "v")]))]);
         let v = View::new(&r).with(&l1).with(&l2);
-        let names: Vec<String> = v.rows("A").iter().map(|r| r.str("name").to_string()).collect();
+        let names: Vec<String> = v
+            .rows("A")
+            .iter()
+            .map(|r| r.str("name").to_string())
+            .collect();
         assert_eq!(names.len(), 2);
         assert!(names.contains(&"a2".to_string()) && names.contains(&"c".to_string()));
         assert_eq!(v.get("A", c).unwrap().smap_get("opts", "k"), Some("v"));

@@ -28,9 +28,17 @@ pub enum ReplicaError {
     #[error("bad row UUID {0:?}")]
     BadUuid(String),
     #[error("bad row update for {table} row {uuid}: {msg}")]
-    BadRowUpdate { table: String, uuid: Uuid, msg: String },
+    BadRowUpdate {
+        table: String,
+        uuid: Uuid,
+        msg: String,
+    },
     #[error("table {table} column {column}: {err}")]
-    Datum { table: String, column: String, err: DatumError },
+    Datum {
+        table: String,
+        column: String,
+        err: DatumError,
+    },
 }
 
 /// Columns of one monitored table, in the order the replica stores them.
@@ -44,9 +52,18 @@ pub struct TableMeta {
 
 impl TableMeta {
     pub fn new(name: &str, columns: Vec<(String, ColumnType)>) -> TableMeta {
-        let index_of = columns.iter().enumerate().map(|(i, (c, _))| (c.clone(), i)).collect();
+        let index_of = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| (c.clone(), i))
+            .collect();
         let (columns, types) = columns.into_iter().unzip();
-        TableMeta { name: name.to_string(), columns, types, index_of }
+        TableMeta {
+            name: name.to_string(),
+            columns,
+            types,
+            index_of,
+        }
     }
     pub fn column_index(&self, column: &str) -> Option<usize> {
         self.index_of.get(column).copied()
@@ -122,7 +139,11 @@ impl Row {
     }
     /// Iterate over (column name, value).
     pub fn columns(&self) -> impl Iterator<Item = (&str, &Datum)> {
-        self.meta.columns.iter().map(String::as_str).zip(self.values.iter())
+        self.meta
+            .columns
+            .iter()
+            .map(String::as_str)
+            .zip(self.values.iter())
     }
     /// The columns whose values differ between `self` and `other` (same table).
     pub fn changed_columns<'a>(&'a self, other: &'a Row) -> impl Iterator<Item = &'a str> + 'a {
@@ -161,7 +182,9 @@ pub struct Change<'a> {
 impl Change<'_> {
     /// The current row, or the old one for a delete.
     pub fn row(&self) -> &Row {
-        self.new.or(self.old).expect("a change has at least one side")
+        self.new
+            .or(self.old)
+            .expect("a change has at least one side")
     }
     /// True when `column` differs between old and new (always true for insert/delete).
     pub fn column_changed(&self, column: &str) -> bool {
@@ -181,7 +204,10 @@ struct Index {
 
 impl Index {
     fn key(&self, row: &Row) -> Vec<Datum> {
-        self.columns.iter().map(|&i| row.values[i].clone()).collect()
+        self.columns
+            .iter()
+            .map(|&i| row.values[i].clone())
+            .collect()
     }
     fn add(&mut self, row: &Row) {
         let k = self.key(row);
@@ -209,7 +235,12 @@ struct Table {
 
 impl Table {
     fn new(meta: Arc<TableMeta>) -> Table {
-        Table { meta, rows: HashMap::new(), indexes: Vec::new(), tracked: BTreeMap::new() }
+        Table {
+            meta,
+            rows: HashMap::new(),
+            indexes: Vec::new(),
+            tracked: BTreeMap::new(),
+        }
     }
 
     fn track(&mut self, uuid: Uuid) {
@@ -263,7 +294,10 @@ pub struct Replica {
 
 impl Replica {
     pub fn new(db: &str) -> Replica {
-        Replica { db: db.to_string(), ..Default::default() }
+        Replica {
+            db: db.to_string(),
+            ..Default::default()
+        }
     }
 
     pub fn db(&self) -> &str {
@@ -278,7 +312,9 @@ impl Replica {
     /// Whether the server's schema has `table` (and `column`, if given) — what a feature checks
     /// before writing a column an older server lacks.
     pub fn has_column(&self, table: &str, column: &str) -> bool {
-        self.schema.as_ref().is_some_and(|s| s.has_column(table, column))
+        self.schema
+            .as_ref()
+            .is_some_and(|s| s.has_column(table, column))
     }
     pub fn has_table(&self, table: &str) -> bool {
         self.schema.as_ref().is_some_and(|s| s.has_table(table))
@@ -292,10 +328,16 @@ impl Replica {
     /// Set the schema and the monitored columns (those of `spec` the schema has). Existing rows
     /// are kept (converted to the new column layout), so a reconnect to an upgraded server shows
     /// only real differences.
-    pub fn set_schema(&mut self, schema: Arc<DatabaseSchema>, monitored: &BTreeMap<String, Vec<String>>) {
+    pub fn set_schema(
+        &mut self,
+        schema: Arc<DatabaseSchema>,
+        monitored: &BTreeMap<String, Vec<String>>,
+    ) {
         let mut tables = BTreeMap::new();
         for (tname, cols) in monitored {
-            let Some(ts) = schema.table(tname) else { continue };
+            let Some(ts) = schema.table(tname) else {
+                continue;
+            };
             let columns: Vec<(String, ColumnType)> = cols
                 .iter()
                 .filter_map(|c| ts.column(c).map(|cs| (c.clone(), cs.ty.clone())))
@@ -329,7 +371,11 @@ impl Replica {
     /// Declare a secondary index on `columns` of `table` (built now, maintained on every change).
     pub fn add_index(&mut self, table: &str, columns: &[&str]) {
         let cols: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        if self.index_defs.iter().any(|(t, c)| t == table && *c == cols) {
+        if self
+            .index_defs
+            .iter()
+            .any(|(t, c)| t == table && *c == cols)
+        {
             return;
         }
         self.build_index(table, &cols);
@@ -337,12 +383,20 @@ impl Replica {
     }
 
     fn build_index(&mut self, table: &str, cols: &[String]) {
-        let Some(t) = self.tables.get_mut(table) else { return };
-        let Some(columns) = cols.iter().map(|c| t.meta.column_index(c)).collect::<Option<Vec<_>>>()
+        let Some(t) = self.tables.get_mut(table) else {
+            return;
+        };
+        let Some(columns) = cols
+            .iter()
+            .map(|c| t.meta.column_index(c))
+            .collect::<Option<Vec<_>>>()
         else {
             return;
         };
-        let mut ix = Index { columns, map: HashMap::new() };
+        let mut ix = Index {
+            columns,
+            map: HashMap::new(),
+        };
         for row in t.rows.values() {
             ix.add(row);
         }
@@ -353,8 +407,13 @@ impl Replica {
     /// Rows of `table` whose `columns` equal `key`, through a declared index (or a scan when no
     /// such index exists).
     pub fn find<'a>(&'a self, table: &str, columns: &[&str], key: &[Datum]) -> Vec<&'a Row> {
-        let Some(t) = self.tables.get(table) else { return vec![] };
-        let Some(idx) = columns.iter().map(|c| t.meta.column_index(c)).collect::<Option<Vec<_>>>()
+        let Some(t) = self.tables.get(table) else {
+            return vec![];
+        };
+        let Some(idx) = columns
+            .iter()
+            .map(|c| t.meta.column_index(c))
+            .collect::<Option<Vec<_>>>()
         else {
             return vec![];
         };
@@ -379,7 +438,9 @@ impl Replica {
 
     /// The first row of `table` whose string column `column` equals `value`.
     pub fn find_by_str(&self, table: &str, column: &str, value: &str) -> Option<&Row> {
-        self.find(table, &[column], &[Datum::scalar(value)]).into_iter().next()
+        self.find(table, &[column], &[Datum::scalar(value)])
+            .into_iter()
+            .next()
     }
 
     /// A detached row of `table` with default values (for views of uncommitted inserts).
@@ -404,7 +465,10 @@ impl Replica {
 
     /// All rows of a table, unordered (cheaper).
     pub fn iter(&self, table: &str) -> impl Iterator<Item = &Row> {
-        self.tables.get(table).into_iter().flat_map(|t| t.rows.values().map(|r| &**r))
+        self.tables
+            .get(table)
+            .into_iter()
+            .flat_map(|t| t.rows.values().map(|r| &**r))
     }
 
     pub fn len(&self, table: &str) -> usize {
@@ -424,7 +488,9 @@ impl Replica {
     /// The changes of `table` since the last clear, in UUID order. Rows inserted and deleted
     /// again, or modified back to their old value, do not appear.
     pub fn changes(&self, table: &str) -> Vec<Change<'_>> {
-        let Some(t) = self.tables.get(table) else { return vec![] };
+        let Some(t) = self.tables.get(table) else {
+            return vec![];
+        };
         t.tracked
             .iter()
             .filter_map(|(uuid, old)| {
@@ -437,7 +503,12 @@ impl Replica {
                     (Some(o), Some(n)) if o.values == n.values => return None,
                     (Some(_), Some(_)) => ChangeKind::Updated,
                 };
-                Some(Change { uuid: *uuid, kind, old, new })
+                Some(Change {
+                    uuid: *uuid,
+                    kind,
+                    old,
+                    new,
+                })
             })
             .collect()
     }
@@ -470,7 +541,9 @@ impl Replica {
     // ---- applying updates ----
 
     fn table_mut(&mut self, name: &str) -> Result<&mut Table, ReplicaError> {
-        self.tables.get_mut(name).ok_or_else(|| ReplicaError::UnknownTable(name.to_string()))
+        self.tables
+            .get_mut(name)
+            .ok_or_else(|| ReplicaError::UnknownTable(name.to_string()))
     }
 
     /// Apply `<table-updates2>` (update2/update3 notifications and `found=true` replies).
@@ -481,13 +554,18 @@ impl Replica {
             let table = self.table_mut(tname)?;
             let meta = table.meta.clone();
             for (uuid_s, ru) in rows {
-                let uuid: Uuid = uuid_s.parse().map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
+                let uuid: Uuid = uuid_s
+                    .parse()
+                    .map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
                 let bad = |msg: &str| ReplicaError::BadRowUpdate {
                     table: tname.clone(),
                     uuid,
                     msg: msg.to_string(),
                 };
-                let ru = ru.as_object().filter(|o| o.len() == 1).ok_or_else(|| bad("must have exactly one member"))?;
+                let ru = ru
+                    .as_object()
+                    .filter(|o| o.len() == 1)
+                    .ok_or_else(|| bad("must have exactly one member"))?;
                 let (op, body) = ru.iter().next().expect("len checked");
                 match op.as_str() {
                     "initial" | "insert" => {
@@ -523,7 +601,9 @@ impl Replica {
             let table = self.table_mut(tname)?;
             let meta = table.meta.clone();
             for (uuid_s, ru) in rows {
-                let uuid: Uuid = uuid_s.parse().map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
+                let uuid: Uuid = uuid_s
+                    .parse()
+                    .map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
                 match ru.get("new") {
                     Some(new) if !new.is_null() => {
                         let base = table.rows.get(&uuid).map(|r| Row::clone(r));
@@ -556,8 +636,14 @@ impl Replica {
                 .clone();
             let out = fresh.entry(tname.clone()).or_default();
             for (uuid_s, ru) in rows {
-                let uuid: Uuid = uuid_s.parse().map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
-                let body = if v1 { ru.get("new") } else { ru.get("initial").or_else(|| ru.get("insert")) };
+                let uuid: Uuid = uuid_s
+                    .parse()
+                    .map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
+                let body = if v1 {
+                    ru.get("new")
+                } else {
+                    ru.get("initial").or_else(|| ru.get("insert"))
+                };
                 let Some(body) = body else {
                     return Err(ReplicaError::BadRowUpdate {
                         table: tname.clone(),
@@ -570,12 +656,21 @@ impl Replica {
         }
         for (tname, table) in self.tables.iter_mut() {
             let mut new_rows = fresh.remove(tname).unwrap_or_default();
-            let gone: Vec<Uuid> = table.rows.keys().filter(|u| !new_rows.contains_key(u)).copied().collect();
+            let gone: Vec<Uuid> = table
+                .rows
+                .keys()
+                .filter(|u| !new_rows.contains_key(u))
+                .copied()
+                .collect();
             for u in gone {
                 table.remove(u);
             }
             for (u, row) in new_rows.drain() {
-                if table.rows.get(&u).is_some_and(|cur| cur.values == row.values) {
+                if table
+                    .rows
+                    .get(&u)
+                    .is_some_and(|cur| cur.values == row.values)
+                {
                     continue;
                 }
                 table.put(row);
@@ -598,7 +693,12 @@ impl Replica {
     }
 }
 
-fn parse_row(meta: &Arc<TableMeta>, uuid: Uuid, body: &Value, base: Option<Row>) -> Result<Row, ReplicaError> {
+fn parse_row(
+    meta: &Arc<TableMeta>,
+    uuid: Uuid,
+    body: &Value,
+    base: Option<Row>,
+) -> Result<Row, ReplicaError> {
     let obj = body.as_object().ok_or_else(|| ReplicaError::BadRowUpdate {
         table: meta.name.clone(),
         uuid,
@@ -607,7 +707,9 @@ fn parse_row(meta: &Arc<TableMeta>, uuid: Uuid, body: &Value, base: Option<Row>)
     let mut row = base.unwrap_or_else(|| Row::new_default(uuid, meta.clone()));
     for (c, v) in obj {
         // Columns we did not ask for (e.g. `_version` from a v1 monitor) are ignored.
-        let Some(i) = meta.column_index(c) else { continue };
+        let Some(i) = meta.column_index(c) else {
+            continue;
+        };
         row.values[i] = Datum::from_json(v, &meta.types[i]).map_err(|err| ReplicaError::Datum {
             table: meta.name.clone(),
             column: c.clone(),
@@ -624,9 +726,15 @@ fn apply_modify(meta: &Arc<TableMeta>, row: &mut Row, body: &Value) -> Result<()
         msg: "modify must be a JSON object".into(),
     })?;
     for (c, v) in obj {
-        let Some(i) = meta.column_index(c) else { continue };
+        let Some(i) = meta.column_index(c) else {
+            continue;
+        };
         let ty = &meta.types[i];
-        let err = |err| ReplicaError::Datum { table: meta.name.clone(), column: c.clone(), err };
+        let err = |err| ReplicaError::Datum {
+            table: meta.name.clone(),
+            column: c.clone(),
+            err,
+        };
         let diff = Datum::diff_from_json(v, ty).map_err(err)?;
         row.values[i].apply_diff(&diff, ty).map_err(err)?;
     }
@@ -657,7 +765,10 @@ mod tests {
     fn replica() -> Replica {
         let mut r = Replica::new("T");
         let mut mon = BTreeMap::new();
-        mon.insert("A".to_string(), vec!["name".into(), "n".into(), "tags".into(), "opts".into()]);
+        mon.insert(
+            "A".to_string(),
+            vec!["name".into(), "n".into(), "tags".into(), "opts".into()],
+        );
         mon.insert("B".to_string(), vec!["x".into()]);
         r.set_schema(schema(), &mon);
         r.add_index("A", &["name"]);
@@ -670,7 +781,10 @@ mod tests {
     #[test]
     fn insert_modify_delete_tracking() {
         let mut r = replica();
-        r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a", "tags": ["set", ["x", "y"]]}}}})).unwrap();
+        r.apply_update2(
+            &json!({"A": {U1: {"insert": {"name": "a", "tags": ["set", ["x", "y"]]}}}}),
+        )
+        .unwrap();
         let u1: Uuid = U1.parse().unwrap();
         let row = r.get("A", u1).unwrap();
         assert_eq!(row.str("name"), "a");
@@ -680,8 +794,10 @@ mod tests {
         r.clear_changes();
         assert!(!r.has_changes());
 
-        r.apply_update2(&json!({"A": {U1: {"modify": {"tags": "x", "opts": ["map", [["k", "v"]]], "n": 5}}}}))
-            .unwrap();
+        r.apply_update2(
+            &json!({"A": {U1: {"modify": {"tags": "x", "opts": ["map", [["k", "v"]]], "n": 5}}}}),
+        )
+        .unwrap();
         let row = r.get("A", u1).unwrap();
         assert_eq!(row.get("tags").strs().collect::<Vec<_>>(), vec!["y"]);
         assert_eq!(row.smap_get("opts", "k"), Some("v"));
@@ -694,7 +810,8 @@ mod tests {
         assert_eq!(ch[0].old.unwrap().get("tags").len(), 2);
         r.clear_changes();
 
-        r.apply_update2(&json!({"A": {U1: {"delete": null}}})).unwrap();
+        r.apply_update2(&json!({"A": {U1: {"delete": null}}}))
+            .unwrap();
         let ch = r.changes("A");
         assert_eq!(ch[0].kind, ChangeKind::Deleted);
         assert_eq!(ch[0].old.unwrap().str("name"), "a");
@@ -704,8 +821,10 @@ mod tests {
     #[test]
     fn insert_then_delete_is_no_change() {
         let mut r = replica();
-        r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a"}}}})).unwrap();
-        r.apply_update2(&json!({"A": {U1: {"delete": null}}})).unwrap();
+        r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a"}}}}))
+            .unwrap();
+        r.apply_update2(&json!({"A": {U1: {"delete": null}}}))
+            .unwrap();
         assert!(!r.has_changes());
         assert!(r.seqno() >= 2);
     }
@@ -713,21 +832,31 @@ mod tests {
     #[test]
     fn modify_back_is_no_change() {
         let mut r = replica();
-        r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a"}}}})).unwrap();
+        r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a"}}}}))
+            .unwrap();
         r.clear_changes();
-        r.apply_update2(&json!({"A": {U1: {"modify": {"name": "b"}}}})).unwrap();
-        r.apply_update2(&json!({"A": {U1: {"modify": {"name": "a"}}}})).unwrap();
+        r.apply_update2(&json!({"A": {U1: {"modify": {"name": "b"}}}}))
+            .unwrap();
+        r.apply_update2(&json!({"A": {U1: {"modify": {"name": "a"}}}}))
+            .unwrap();
         assert!(!r.has_changes());
     }
 
     #[test]
     fn index_follows_changes() {
         let mut r = replica();
-        r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a"}}, U2: {"insert": {"name": "a"}}}})).unwrap();
+        r.apply_update2(
+            &json!({"A": {U1: {"insert": {"name": "a"}}, U2: {"insert": {"name": "a"}}}}),
+        )
+        .unwrap();
         assert_eq!(r.find("A", &["name"], &[Datum::scalar("a")]).len(), 2);
-        r.apply_update2(&json!({"A": {U1: {"modify": {"name": "b"}}}})).unwrap();
+        r.apply_update2(&json!({"A": {U1: {"modify": {"name": "b"}}}}))
+            .unwrap();
         assert_eq!(r.find("A", &["name"], &[Datum::scalar("a")]).len(), 1);
-        assert_eq!(r.find_by_str("A", "name", "b").unwrap().uuid(), U1.parse().unwrap());
+        assert_eq!(
+            r.find_by_str("A", "name", "b").unwrap().uuid(),
+            U1.parse().unwrap()
+        );
         // Unindexed lookups scan.
         assert_eq!(r.find("B", &["x"], &[Datum::scalar(0i64)]).len(), 0);
     }
@@ -735,13 +864,19 @@ mod tests {
     #[test]
     fn full_resync_tracks_only_differences() {
         let mut r = replica();
-        r.replace_all(&json!({"A": {U1: {"initial": {"name": "a"}}, U2: {"initial": {"name": "b"}}}}), false)
-            .unwrap();
+        r.replace_all(
+            &json!({"A": {U1: {"initial": {"name": "a"}}, U2: {"initial": {"name": "b"}}}}),
+            false,
+        )
+        .unwrap();
         r.clear_changes();
         // After a reconnect: U1 unchanged, U2 gone, U3 new.
         let u3 = "00000000-0000-0000-0000-000000000003";
-        r.replace_all(&json!({"A": {U1: {"initial": {"name": "a"}}, u3: {"initial": {"name": "c"}}}}), false)
-            .unwrap();
+        r.replace_all(
+            &json!({"A": {U1: {"initial": {"name": "a"}}, u3: {"initial": {"name": "c"}}}}),
+            false,
+        )
+        .unwrap();
         let ch = r.changes("A");
         assert_eq!(ch.len(), 2);
         assert_eq!(ch[0].kind, ChangeKind::Deleted);
@@ -769,10 +904,16 @@ mod tests {
     #[test]
     fn v1_updates() {
         let mut r = replica();
-        r.replace_all(&json!({"A": {U1: {"new": {"name": "a", "_version": ["uuid", U2]}}}}), true).unwrap();
-        r.apply_update1(&json!({"A": {U1: {"old": {"name": "a"}, "new": {"name": "z", "n": 1}}}})).unwrap();
+        r.replace_all(
+            &json!({"A": {U1: {"new": {"name": "a", "_version": ["uuid", U2]}}}}),
+            true,
+        )
+        .unwrap();
+        r.apply_update1(&json!({"A": {U1: {"old": {"name": "a"}, "new": {"name": "z", "n": 1}}}}))
+            .unwrap();
         assert_eq!(r.get("A", U1.parse().unwrap()).unwrap().str("name"), "z");
-        r.apply_update1(&json!({"A": {U1: {"old": {"name": "z"}}}})).unwrap();
+        r.apply_update1(&json!({"A": {U1: {"old": {"name": "z"}}}}))
+            .unwrap();
         assert_eq!(r.len("A"), 0);
     }
 
@@ -780,7 +921,8 @@ mod tests {
     fn missing_column_reads_as_default() {
         let r = {
             let mut r = replica();
-            r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a"}}}})).unwrap();
+            r.apply_update2(&json!({"A": {U1: {"insert": {"name": "a"}}}}))
+                .unwrap();
             r
         };
         let row = r.get("A", U1.parse().unwrap()).unwrap();

@@ -84,7 +84,10 @@ impl SessionConfig {
 
     /// Monitor the given columns of `table`.
     pub fn monitor_columns(mut self, table: &str, columns: &[&str]) -> Self {
-        self.monitor.insert(table.to_string(), Some(columns.iter().map(|c| c.to_string()).collect()));
+        self.monitor.insert(
+            table.to_string(),
+            Some(columns.iter().map(|c| c.to_string()).collect()),
+        );
         self
     }
 }
@@ -109,15 +112,33 @@ pub enum RawReply {
 /// What the connection task tells the main loop.
 #[derive(Debug)]
 pub enum Event {
-    Connected { remote: String },
+    Connected {
+        remote: String,
+    },
     Disconnected,
     /// The schema of the data database for this connection and the columns actually monitored.
-    Schema { schema: Arc<DatabaseSchema>, monitored: BTreeMap<String, Vec<String>> },
+    Schema {
+        schema: Arc<DatabaseSchema>,
+        monitored: BTreeMap<String, Vec<String>>,
+    },
     /// The reply to the data monitor: `full` = a complete snapshot replacing the replica.
-    MonitorReply { method: MonitorMethod, full: bool, updates: Value },
-    Update { method: MonitorMethod, updates: Value },
-    Lock { has_lock: bool, contended: bool },
-    TxnReply { id: u64, reply: RawReply },
+    MonitorReply {
+        method: MonitorMethod,
+        full: bool,
+        updates: Value,
+    },
+    Update {
+        method: MonitorMethod,
+        updates: Value,
+    },
+    Lock {
+        has_lock: bool,
+        contended: bool,
+    },
+    TxnReply {
+        id: u64,
+        reply: RawReply,
+    },
     /// The monitor could not be set up at all (the session parks, as the C client does).
     Error(String),
 }
@@ -246,14 +267,19 @@ impl Session {
             Event::Schema { schema, monitored } => {
                 self.replica.set_schema(schema, &monitored);
             }
-            Event::MonitorReply { method, full, updates } => {
+            Event::MonitorReply {
+                method,
+                full,
+                updates,
+            } => {
                 if full {
                     self.stats.full_syncs += 1;
                 } else {
                     self.stats.resumed_syncs += 1;
                 }
                 let r = if full {
-                    self.replica.replace_all(&updates, method == MonitorMethod::V1)
+                    self.replica
+                        .replace_all(&updates, method == MonitorMethod::V1)
                 } else {
                     self.replica.apply_update2(&updates)
                 };
@@ -279,7 +305,10 @@ impl Session {
                 }
                 self.change_seqno += 1;
             }
-            Event::Lock { has_lock, contended } => {
+            Event::Lock {
+                has_lock,
+                contended,
+            } => {
                 if has_lock != self.has_lock || contended != self.contended {
                     self.change_seqno += 1;
                 }
@@ -287,7 +316,9 @@ impl Session {
                 self.contended = contended;
             }
             Event::TxnReply { id, reply } => {
-                let Some((cur, txn)) = self.in_flight.take() else { return };
+                let Some((cur, txn)) = self.in_flight.take() else {
+                    return;
+                };
                 if cur != id {
                     self.in_flight = Some((cur, txn));
                     return;
@@ -407,7 +438,10 @@ impl Session {
     /// connection, or with a configured lock not held, it completes at once as `TryAgain`
     /// (nothing is sent). Otherwise the result arrives later via [`Session::take_result`].
     pub fn commit(&mut self, mut txn: Txn) {
-        debug_assert!(self.in_flight.is_none(), "one transaction in flight per session");
+        debug_assert!(
+            self.in_flight.is_none(),
+            "one transaction in flight per session"
+        );
         if txn.is_empty() {
             self.done = Some(TxnStatus::Unchanged);
             return;
@@ -529,7 +563,10 @@ async fn run_connection_task(
             // Keep answering commands so transactions fail cleanly.
             while let Some(c) = cmds.recv().await {
                 if let Cmd::Transact { id, .. } = c {
-                    let _ = events.send(Event::TxnReply { id, reply: RawReply::NotSent("bad remote".into()) });
+                    let _ = events.send(Event::TxnReply {
+                        id,
+                        reply: RawReply::NotSent("bad remote".into()),
+                    });
                     cfg.wake.notify_one();
                 }
             }
@@ -591,7 +628,9 @@ async fn run_connection_task(
             }
         };
         fsm.connected(Instant::now());
-        p.emit(Event::Connected { remote: name.clone() });
+        p.emit(Event::Connected {
+            remote: name.clone(),
+        });
         let end = serve_connection(&mut p, &mut fsm, &mut cmds, stream, &name).await;
         p.emit(Event::Disconnected);
         idx += 1;
@@ -621,7 +660,10 @@ fn probe_for(p: &Persistent, remote: &Remote) -> u64 {
 
 fn handle_cmd_offline(p: &mut Persistent, c: Cmd) {
     match c {
-        Cmd::Transact { id, .. } => p.emit(Event::TxnReply { id, reply: RawReply::NotSent("not connected".into()) }),
+        Cmd::Transact { id, .. } => p.emit(Event::TxnReply {
+            id,
+            reply: RawReply::NotSent("not connected".into()),
+        }),
         Cmd::SetLock(l) => p.lock = l,
         Cmd::StealLock(l) => p.lock = Some(l),
         Cmd::SetProbeInterval(ms) => p.probe = ms,
@@ -685,7 +727,10 @@ impl Conn<'_> {
     }
 
     fn emit_lock(&self) {
-        self.p.emit(Event::Lock { has_lock: self.has_lock, contended: self.contended });
+        self.p.emit(Event::Lock {
+            has_lock: self.has_lock,
+            contended: self.contended,
+        });
     }
 
     fn db(&self) -> String {
@@ -693,7 +738,11 @@ impl Conn<'_> {
     }
 
     /// Build the monitor requests for the tables/columns the server has.
-    fn monitor_requests(&self, schema: &DatabaseSchema, method: MonitorMethod) -> (Value, BTreeMap<String, Vec<String>>) {
+    fn monitor_requests(
+        &self,
+        schema: &DatabaseSchema,
+        method: MonitorMethod,
+    ) -> (Value, BTreeMap<String, Vec<String>>) {
         let mut reqs = serde_json::Map::new();
         let mut monitored = BTreeMap::new();
         for (table, cols) in &self.p.cfg.monitor {
@@ -718,22 +767,39 @@ impl Conn<'_> {
                     .collect(),
             };
             let req = json!({"columns": cols});
-            reqs.insert(table.clone(), if method == MonitorMethod::V1 { req } else { json!([req]) });
+            reqs.insert(
+                table.clone(),
+                if method == MonitorMethod::V1 {
+                    req
+                } else {
+                    json!([req])
+                },
+            );
             monitored.insert(table.clone(), cols);
         }
         (Value::Object(reqs), monitored)
     }
 
     fn send_data_monitor(&mut self, method: MonitorMethod) {
-        let Some(schema) = self.schema.clone() else { return };
+        let Some(schema) = self.schema.clone() else {
+            return;
+        };
         let (reqs, monitored) = self.monitor_requests(&schema, method);
-        self.p.emit(Event::Schema { schema: schema.clone(), monitored });
+        self.p.emit(Event::Schema {
+            schema: schema.clone(),
+            monitored,
+        });
         let db = self.db();
         let monid = json!(["monid", db]);
         let (m, params) = match method {
             MonitorMethod::Since => (
                 "monitor_cond_since",
-                vec![json!(db), monid, reqs, json!(self.p.last_txn_id.to_string())],
+                vec![
+                    json!(db),
+                    monid,
+                    reqs,
+                    json!(self.p.last_txn_id.to_string()),
+                ],
             ),
             MonitorMethod::Cond => ("monitor_cond", vec![json!(db), monid, reqs]),
             MonitorMethod::V1 => ("monitor", vec![json!(db), monid, reqs]),
@@ -750,7 +816,10 @@ impl Conn<'_> {
                 for (op, body) in ru {
                     match op.as_str() {
                         "initial" | "insert" => {
-                            self.server_rows.insert(uuid.clone(), body.as_object().cloned().unwrap_or_default());
+                            self.server_rows.insert(
+                                uuid.clone(),
+                                body.as_object().cloned().unwrap_or_default(),
+                            );
                         }
                         "modify" => {
                             let row = self.server_rows.entry(uuid.clone()).or_default();
@@ -774,17 +843,25 @@ impl Conn<'_> {
         let remote = self.remote.clone();
         let want_cid = self.p.cfg_cid();
         let row = self.server_rows.values().find(|r| match &want_cid {
-            Some(cid) => r.get("cid").and_then(|c| c.get(1)).and_then(Value::as_str) == Some(cid.as_str()),
+            Some(cid) => {
+                r.get("cid").and_then(|c| c.get(1)).and_then(Value::as_str) == Some(cid.as_str())
+            }
             None => r.get("name").and_then(Value::as_str) == Some(db.as_str()),
         });
         let Some(row) = row else {
-            return Err(End::Reject(format!("{remote}: server does not have {db} database")));
+            return Err(End::Reject(format!(
+                "{remote}: server does not have {db} database"
+            )));
         };
         let s = |k: &str| row.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let b = |k: &str| row.get(k).and_then(Value::as_bool).unwrap_or(false);
         let model = s("model");
         let schema_text = s("schema");
-        let reject = |what: &str| Err(End::Reject(format!("{remote}: {what}; trying another server")));
+        let reject = |what: &str| {
+            Err(End::Reject(format!(
+                "{remote}: {what}; trying another server"
+            )))
+        };
         match model.as_str() {
             "clustered" => {
                 if schema_text.is_empty() {
@@ -819,7 +896,8 @@ impl Conn<'_> {
         if self.schema.is_none() {
             let v: Value = serde_json::from_str(&schema_text)
                 .map_err(|e| End::Closed(format!("bad schema in _Server: {e}")))?;
-            let schema = DatabaseSchema::from_json(&v).map_err(|e| End::Closed(format!("bad schema in _Server: {e}")))?;
+            let schema = DatabaseSchema::from_json(&v)
+                .map_err(|e| End::Closed(format!("bad schema in _Server: {e}")))?;
             self.schema = Some(Arc::new(schema));
         }
         Ok(())
@@ -848,7 +926,11 @@ impl Conn<'_> {
                 Ok(updates) => {
                     self.server_update(&updates)?;
                     self.send_data_monitor(MonitorMethod::Since);
-                    self.request("set_db_change_aware", vec![json!(true)], Pending::ChangeAware);
+                    self.request(
+                        "set_db_change_aware",
+                        vec![json!(true)],
+                        Pending::ChangeAware,
+                    );
                 }
                 Err(_) => self.fallback_no_server(),
             },
@@ -869,7 +951,11 @@ impl Conn<'_> {
                 Ok(v) => {
                     let (full, updates) = if method == MonitorMethod::Since {
                         let found = v.get(0).and_then(Value::as_bool).unwrap_or(false);
-                        if let Some(u) = v.get(1).and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+                        if let Some(u) = v
+                            .get(1)
+                            .and_then(Value::as_str)
+                            .and_then(|s| s.parse().ok())
+                        {
                             self.p.last_txn_id = u;
                         }
                         (!found, v.get(2).cloned().unwrap_or(json!({})))
@@ -877,7 +963,11 @@ impl Conn<'_> {
                         (true, v)
                     };
                     self.phase = Phase::Monitoring(method);
-                    self.p.emit(Event::MonitorReply { method, full, updates });
+                    self.p.emit(Event::MonitorReply {
+                        method,
+                        full,
+                        updates,
+                    });
                 }
                 Err(e) => match method {
                     MonitorMethod::Since => self.send_data_monitor(MonitorMethod::Cond),
@@ -927,9 +1017,15 @@ impl Conn<'_> {
                     }
                     return Ok(());
                 }
-                let Phase::Monitoring(m) = self.phase else { return Ok(()) };
+                let Phase::Monitoring(m) = self.phase else {
+                    return Ok(());
+                };
                 let updates = if method == "update3" {
-                    if let Some(u) = params.get(1).and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+                    if let Some(u) = params
+                        .get(1)
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.parse().ok())
+                    {
                         self.p.last_txn_id = u;
                     }
                     params.get(2)
@@ -937,7 +1033,10 @@ impl Conn<'_> {
                     params.get(1)
                 };
                 if let Some(u) = updates {
-                    self.p.emit(Event::Update { method: m, updates: u.clone() });
+                    self.p.emit(Event::Update {
+                        method: m,
+                        updates: u.clone(),
+                    });
                 }
             }
             "locked" => {
@@ -968,8 +1067,15 @@ impl Conn<'_> {
                 let monitoring = matches!(self.phase, Phase::Monitoring(_));
                 let lock_ok = self.p.lock.is_none() || self.has_lock;
                 if !monitoring || !lock_ok {
-                    let why = if monitoring { "lock not held" } else { "not monitoring" };
-                    self.p.emit(Event::TxnReply { id, reply: RawReply::NotSent(why.into()) });
+                    let why = if monitoring {
+                        "lock not held"
+                    } else {
+                        "not monitoring"
+                    };
+                    self.p.emit(Event::TxnReply {
+                        id,
+                        reply: RawReply::NotSent(why.into()),
+                    });
                 } else {
                     self.request("transact", params, Pending::Transact(id));
                 }
@@ -993,7 +1099,10 @@ impl Conn<'_> {
     fn fail_pending(&mut self) {
         for (_, what) in self.pending.drain() {
             if let Pending::Transact(id) = what {
-                self.p.emit(Event::TxnReply { id, reply: RawReply::NotSent("connection lost".into()) });
+                self.p.emit(Event::TxnReply {
+                    id,
+                    reply: RawReply::NotSent("connection lost".into()),
+                });
             }
         }
     }
@@ -1001,7 +1110,10 @@ impl Conn<'_> {
 
 impl Persistent {
     fn cfg_cid(&self) -> Option<String> {
-        RemoteList::parse(&self.cfg.remote, &self.cfg.rundir).ok()?.cid.map(|c| c.to_string())
+        RemoteList::parse(&self.cfg.remote, &self.cfg.rundir)
+            .ok()?
+            .cid
+            .map(|c| c.to_string())
     }
 }
 

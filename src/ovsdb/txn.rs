@@ -49,7 +49,14 @@ pub struct Txn {
 
 impl Txn {
     pub fn new(db: &str) -> Txn {
-        Txn { db: db.to_string(), ops: vec![], writes: 0, comments: vec![], next_name: 0, increments: vec![] }
+        Txn {
+            db: db.to_string(),
+            ops: vec![],
+            writes: 0,
+            comments: vec![],
+            next_name: 0,
+            increments: vec![],
+        }
     }
 
     pub fn db(&self) -> &str {
@@ -66,7 +73,11 @@ impl Txn {
         self.writes
     }
 
-    fn row_json(replica: Option<&Replica>, table: &str, cols: Vec<(&str, Datum)>) -> serde_json::Map<String, Value> {
+    fn row_json(
+        replica: Option<&Replica>,
+        table: &str,
+        cols: Vec<(&str, Datum)>,
+    ) -> serde_json::Map<String, Value> {
         let mut row = serde_json::Map::new();
         for (c, d) in cols {
             if let Some(r) = replica {
@@ -85,21 +96,35 @@ impl Txn {
         let name = format!("row{}", self.next_name);
         self.next_name += 1;
         let row = Self::row_json(Some(replica), table, cols);
-        self.ops.push(json!({"op": "insert", "table": table, "row": row, "uuid-name": name}));
+        self.ops
+            .push(json!({"op": "insert", "table": table, "row": row, "uuid-name": name}));
         self.writes += 1;
         RowRef::Named(name)
     }
 
     /// Insert a row with a chosen UUID (OVS ≥ 2.13 `"uuid"` member).
-    pub fn insert_with_uuid(&mut self, replica: &Replica, table: &str, uuid: Uuid, cols: Vec<(&str, Datum)>) {
+    pub fn insert_with_uuid(
+        &mut self,
+        replica: &Replica,
+        table: &str,
+        uuid: Uuid,
+        cols: Vec<(&str, Datum)>,
+    ) {
         let row = Self::row_json(Some(replica), table, cols);
-        self.ops.push(json!({"op": "insert", "table": table, "row": row, "uuid": uuid.to_string()}));
+        self.ops
+            .push(json!({"op": "insert", "table": table, "row": row, "uuid": uuid.to_string()}));
         self.writes += 1;
     }
 
     /// Update `cols` of an existing row, sending only the columns whose value differs from the
     /// replica (and only those the server has). Returns whether anything was sent.
-    pub fn update(&mut self, replica: &Replica, table: &str, uuid: Uuid, cols: Vec<(&str, Datum)>) -> bool {
+    pub fn update(
+        &mut self,
+        replica: &Replica,
+        table: &str,
+        uuid: Uuid,
+        cols: Vec<(&str, Datum)>,
+    ) -> bool {
         let current = replica.get(table, uuid);
         let changed: Vec<(&str, Datum)> = cols
             .into_iter()
@@ -122,18 +147,28 @@ impl Txn {
 
     /// Update columns of a row by reference without comparing (e.g. a row inserted earlier in
     /// this transaction).
-    pub fn update_ref(&mut self, replica: &Replica, table: &str, row: &RowRef, cols: Vec<(&str, Datum)>) {
+    pub fn update_ref(
+        &mut self,
+        replica: &Replica,
+        table: &str,
+        row: &RowRef,
+        cols: Vec<(&str, Datum)>,
+    ) {
         let values = Self::row_json(Some(replica), table, cols);
         if values.is_empty() {
             return;
         }
-        self.ops.push(json!({"op": "update", "table": table, "where": row.where_clause(), "row": values}));
+        self.ops.push(
+            json!({"op": "update", "table": table, "where": row.where_clause(), "row": values}),
+        );
         self.writes += 1;
     }
 
     /// Delete a row.
     pub fn delete(&mut self, table: &str, uuid: Uuid) {
-        self.ops.push(json!({"op": "delete", "table": table, "where": RowRef::Existing(uuid).where_clause()}));
+        self.ops.push(
+            json!({"op": "delete", "table": table, "where": RowRef::Existing(uuid).where_clause()}),
+        );
         self.writes += 1;
     }
 
@@ -142,14 +177,26 @@ impl Txn {
         if mutations.is_empty() {
             return;
         }
-        let m: Vec<Value> = mutations.into_iter().map(|(c, op, d)| json!([c, op, d.to_json()])).collect();
-        self.ops.push(json!({"op": "mutate", "table": table, "where": row.where_clause(), "mutations": m}));
+        let m: Vec<Value> = mutations
+            .into_iter()
+            .map(|(c, op, d)| json!([c, op, d.to_json()]))
+            .collect();
+        self.ops.push(
+            json!({"op": "mutate", "table": table, "where": row.where_clause(), "mutations": m}),
+        );
         self.writes += 1;
     }
 
     /// Set (or replace) keys of a string map column of an existing row with a mutation,
     /// skipping keys that already have the value. Returns whether anything was sent.
-    pub fn smap_set(&mut self, replica: &Replica, table: &str, uuid: Uuid, column: &str, pairs: &[(&str, &str)]) -> bool {
+    pub fn smap_set(
+        &mut self,
+        replica: &Replica,
+        table: &str,
+        uuid: Uuid,
+        column: &str,
+        pairs: &[(&str, &str)],
+    ) -> bool {
         if !replica.has_column(table, column) {
             return false;
         }
@@ -164,18 +211,44 @@ impl Txn {
         }
         let keys = Datum::set(todo.iter().map(|(k, _)| Atom::from(*k)));
         let r = RowRef::Existing(uuid);
-        self.mutate(table, &r, vec![(column, "delete", keys), (column, "insert", Datum::smap(todo))]);
+        self.mutate(
+            table,
+            &r,
+            vec![
+                (column, "delete", keys),
+                (column, "insert", Datum::smap(todo)),
+            ],
+        );
         true
     }
 
     /// Remove keys from a string map column (only those present).
-    pub fn smap_delete(&mut self, replica: &Replica, table: &str, uuid: Uuid, column: &str, keys: &[&str]) -> bool {
+    pub fn smap_delete(
+        &mut self,
+        replica: &Replica,
+        table: &str,
+        uuid: Uuid,
+        column: &str,
+        keys: &[&str],
+    ) -> bool {
         let cur = replica.get(table, uuid);
-        let todo: Vec<&str> = keys.iter().filter(|k| cur.is_some_and(|r| r.smap_get(column, k).is_some())).copied().collect();
+        let todo: Vec<&str> = keys
+            .iter()
+            .filter(|k| cur.is_some_and(|r| r.smap_get(column, k).is_some()))
+            .copied()
+            .collect();
         if todo.is_empty() {
             return false;
         }
-        self.mutate(table, &RowRef::Existing(uuid), vec![(column, "delete", Datum::set(todo.into_iter().map(Atom::from)))]);
+        self.mutate(
+            table,
+            &RowRef::Existing(uuid),
+            vec![(
+                column,
+                "delete",
+                Datum::set(todo.into_iter().map(Atom::from)),
+            )],
+        );
         true
     }
 
@@ -200,8 +273,11 @@ impl Txn {
     /// The value is returned by [`TxnOutcome::increment`].
     pub fn increment(&mut self, table: &str, uuid: Uuid, column: &str) {
         let w = RowRef::Existing(uuid).where_clause();
-        self.ops.push(json!({"op": "mutate", "table": table, "where": w, "mutations": [[column, "+=", 1]]}));
-        self.ops.push(json!({"op": "select", "table": table, "where": w, "columns": [column]}));
+        self.ops.push(
+            json!({"op": "mutate", "table": table, "where": w, "mutations": [[column, "+=", 1]]}),
+        );
+        self.ops
+            .push(json!({"op": "select", "table": table, "where": w, "columns": [column]}));
         self.increments.push(self.ops.len() - 1);
         self.writes += 1;
     }
@@ -231,7 +307,14 @@ impl Txn {
             TxnStatus::Success(mut o) => {
                 o.named = self.named_uuids(&o.results);
                 o.increment = self.increments.first().and_then(|&i| {
-                    o.results.get(i)?.get("rows")?.get(0)?.as_object()?.values().next()?.as_i64()
+                    o.results
+                        .get(i)?
+                        .get("rows")?
+                        .get(0)?
+                        .as_object()?
+                        .values()
+                        .next()?
+                        .as_i64()
                 });
                 TxnStatus::Success(o)
             }
@@ -242,8 +325,15 @@ impl Txn {
     fn named_uuids(&self, results: &[Value]) -> HashMap<String, Uuid> {
         let mut m = HashMap::new();
         for (i, op) in self.ops.iter().enumerate() {
-            if let (Some(name), Some(r)) = (op.get("uuid-name").and_then(Value::as_str), results.get(i)) {
-                if let Some(u) = r.get("uuid").and_then(|u| u.get(1)).and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+            if let (Some(name), Some(r)) =
+                (op.get("uuid-name").and_then(Value::as_str), results.get(i))
+            {
+                if let Some(u) = r
+                    .get("uuid")
+                    .and_then(|u| u.get(1))
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+                {
                     m.insert(name.to_string(), u);
                 }
             }
@@ -297,8 +387,16 @@ impl TxnStatus {
 }
 
 fn error_of(v: &Value) -> (String, String) {
-    let tag = v.get("error").and_then(Value::as_str).unwrap_or("").to_string();
-    let details = v.get("details").and_then(Value::as_str).unwrap_or("").to_string();
+    let tag = v
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let details = v
+        .get("details")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     (tag, details)
 }
 
@@ -309,8 +407,15 @@ pub fn classify(reply: Result<&Value, &Value>) -> TxnStatus {
         Err(Value::String(s)) if s == "canceled" => return TxnStatus::TryAgain("canceled".into()),
         Err(e) => {
             let (tag, details) = error_of(e);
-            let text = if tag.is_empty() { e.to_string() } else { format!("{tag}: {details}") };
-            return TxnStatus::Error(TxnError::Other { tag: "error reply".into(), details: text });
+            let text = if tag.is_empty() {
+                e.to_string()
+            } else {
+                format!("{tag}: {details}")
+            };
+            return TxnStatus::Error(TxnError::Other {
+                tag: "error reply".into(),
+                details: text,
+            });
         }
         Ok(r) => r,
     };
@@ -359,7 +464,10 @@ pub fn classify(reply: Result<&Value, &Value>) -> TxnStatus {
     } else if let Some(s) = soft {
         TxnStatus::TryAgain(s)
     } else {
-        TxnStatus::Success(TxnOutcome { results: arr.clone(), ..Default::default() })
+        TxnStatus::Success(TxnOutcome {
+            results: arr.clone(),
+            ..Default::default()
+        })
     }
 }
 
@@ -369,28 +477,59 @@ mod tests {
 
     #[test]
     fn classification() {
-        assert!(matches!(classify(Ok(&json!([{}, {"count": 1}]))), TxnStatus::Success(_)));
-        assert!(matches!(classify(Ok(&json!([{}, {"error": "timed out"}]))), TxnStatus::TryAgain(_)));
-        assert!(matches!(classify(Ok(&json!([{}, null]))), TxnStatus::TryAgain(_)));
-        assert_eq!(classify(Ok(&json!([{}, {"error": "not owner"}]))), TxnStatus::NotLocked);
+        assert!(matches!(
+            classify(Ok(&json!([{}, {"count": 1}]))),
+            TxnStatus::Success(_)
+        ));
+        assert!(matches!(
+            classify(Ok(&json!([{}, {"error": "timed out"}]))),
+            TxnStatus::TryAgain(_)
+        ));
+        assert!(matches!(
+            classify(Ok(&json!([{}, null]))),
+            TxnStatus::TryAgain(_)
+        ));
+        assert_eq!(
+            classify(Ok(&json!([{}, {"error": "not owner"}]))),
+            TxnStatus::NotLocked
+        );
         assert!(matches!(
             classify(Ok(&json!([{"error": "constraint violation", "details": "x"}, null]))),
             TxnStatus::Error(TxnError::ConstraintViolation(d)) if d == "x"
         ));
         assert!(matches!(
-            classify(Ok(&json!([{"count": 1}, {}, {"error": "referential integrity violation", "details": "y"}]))),
+            classify(Ok(
+                &json!([{"count": 1}, {}, {"error": "referential integrity violation", "details": "y"}])
+            )),
             TxnStatus::Error(TxnError::ReferentialIntegrity(_))
         ));
         // hard beats lock beats soft
         assert!(matches!(
-            classify(Ok(&json!([{"error": "not owner"}, {"error": "constraint violation"}]))),
+            classify(Ok(
+                &json!([{"error": "not owner"}, {"error": "constraint violation"}])
+            )),
             TxnStatus::Error(_)
         ));
-        assert_eq!(classify(Ok(&json!([{"error": "timed out"}, {"error": "not owner"}]))), TxnStatus::NotLocked);
-        assert!(matches!(classify(Err(&json!("canceled"))), TxnStatus::TryAgain(_)));
-        assert!(matches!(classify(Err(&json!({"error": "unknown database"}))), TxnStatus::Error(_)));
-        assert!(matches!(classify(Ok(&json!({}))), TxnStatus::Error(TxnError::BadReply(_))));
-        assert!(matches!(classify(Ok(&json!([{"error": 5}]))), TxnStatus::Error(TxnError::BadReply(_))));
+        assert_eq!(
+            classify(Ok(&json!([{"error": "timed out"}, {"error": "not owner"}]))),
+            TxnStatus::NotLocked
+        );
+        assert!(matches!(
+            classify(Err(&json!("canceled"))),
+            TxnStatus::TryAgain(_)
+        ));
+        assert!(matches!(
+            classify(Err(&json!({"error": "unknown database"}))),
+            TxnStatus::Error(_)
+        ));
+        assert!(matches!(
+            classify(Ok(&json!({}))),
+            TxnStatus::Error(TxnError::BadReply(_))
+        ));
+        assert!(matches!(
+            classify(Ok(&json!([{"error": 5}]))),
+            TxnStatus::Error(TxnError::BadReply(_))
+        ));
     }
 
     #[test]
@@ -404,7 +543,13 @@ mod tests {
         let p = t.to_params(Some("ovn_ic"));
         assert_eq!(p[0], json!("DB"));
         assert_eq!(p[1]["op"], "insert");
-        assert_eq!(p[1]["uuid-name"], json!(match &n { RowRef::Named(s) => s.clone(), _ => unreachable!() }));
+        assert_eq!(
+            p[1]["uuid-name"],
+            json!(match &n {
+                RowRef::Named(s) => s.clone(),
+                _ => unreachable!(),
+            })
+        );
         assert_eq!(p[2]["op"], "delete");
         assert_eq!(p[3], json!({"op": "comment", "comment": "ovn-ic"}));
         assert_eq!(p[4], json!({"op": "assert", "lock": "ovn_ic"}));

@@ -87,12 +87,22 @@ mod tests {
         let s = "550e8400-e29b-41d4-a716-446655440000";
         let u: Uuid = s.parse().unwrap();
         assert_eq!(u.to_string(), s);
-        assert_eq!("550E8400-E29B-41D4-A716-446655440000".parse::<Uuid>().unwrap(), u);
+        assert_eq!(
+            "550E8400-E29B-41D4-A716-446655440000"
+                .parse::<Uuid>()
+                .unwrap(),
+            u
+        );
     }
 
     #[test]
     fn rejects_bad() {
-        for s in ["", "550e8400e29b41d4a716446655440000", "550e8400-e29b-41d4-a716-44665544000g", "550e8400-e29b-41d4-a716_446655440000"] {
+        for s in [
+            "",
+            "550e8400e29b41d4a716446655440000",
+            "550e8400-e29b-41d4-a716-44665544000g",
+            "550e8400-e29b-41d4-a716_446655440000",
+        ] {
             assert!(s.parse::<Uuid>().is_err(), "{s}");
         }
     }
