@@ -9,6 +9,9 @@
 //! transit switches, transit routers, port bindings, routes, service monitors, address sets;
 //! then sequence numbers.
 
+pub mod az;
+pub mod gateway;
+pub mod seqno;
 pub mod tables;
 pub mod util;
 
