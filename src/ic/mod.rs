@@ -9,7 +9,10 @@
 //! transit switches, transit routers, port bindings, routes, service monitors, address sets;
 //! then sequence numbers.
 
+pub mod az;
+pub mod gateway;
 pub mod port_binding;
+pub mod seqno;
 pub mod tables;
 pub mod util;
 

@@ -134,6 +134,7 @@ struct Run<'v, 'a> {
 }
 
 impl Run<'_, '_> {
+    #[allow(clippy::too_many_arguments)]
     fn new_binding(
         &mut self,
         locked: bool,

@@ -1039,19 +1039,19 @@ impl Conn<'_> {
                     });
                 }
             }
-            "locked" => {
-                if params.first().and_then(Value::as_str) == self.requested_lock.as_deref() {
-                    self.has_lock = true;
-                    self.contended = false;
-                    self.emit_lock();
-                }
+            "locked"
+                if params.first().and_then(Value::as_str) == self.requested_lock.as_deref() =>
+            {
+                self.has_lock = true;
+                self.contended = false;
+                self.emit_lock();
             }
-            "stolen" => {
-                if params.first().and_then(Value::as_str) == self.requested_lock.as_deref() {
-                    self.has_lock = false;
-                    self.contended = true;
-                    self.emit_lock();
-                }
+            "stolen"
+                if params.first().and_then(Value::as_str) == self.requested_lock.as_deref() =>
+            {
+                self.has_lock = false;
+                self.contended = true;
+                self.emit_lock();
             }
             "monitor_canceled" => {
                 return Err(End::Closed("monitor canceled".into()));
