@@ -53,7 +53,7 @@
 //! The harness's own tests are in `tests/harness.rs`.
 
 // Each test crate compiles this module separately and uses only part of it.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code, unused_imports, unused_macros)]
 
 mod client;
 mod cluster;
