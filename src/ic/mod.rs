@@ -9,6 +9,7 @@
 //! transit switches, transit routers, port bindings, routes, service monitors, address sets;
 //! then sequence numbers.
 
+pub mod enum_datapaths;
 pub mod tables;
 pub mod util;
 
