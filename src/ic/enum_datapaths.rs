@@ -489,3 +489,111 @@ mod tests {
         assert!(!is_managed_trp(lrp(21)));
     }
 }
+
+/// Test fixtures shared by the transit-switch and transit-router stage tests: the four
+/// databases as replicas (schemas from the default directory or an explicit one), and a way to
+/// simulate successive runs by layering everything "committed" so far as one intent set.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use serde_json::Value;
+
+    use super::{enumerate, Datapaths};
+    use crate::ic::{Ctx, Dbs, Out, Views};
+    use crate::ovsdb::replica::Replica;
+    use crate::ovsdb::schema::DatabaseSchema;
+    use crate::ovsdb::Uuid;
+
+    /// Like `testutil::replica`, with the schema taken from `dir` when given.
+    pub fn replica_in(dir: Option<&Path>, name: &str, rows: Value) -> Replica {
+        let Some(dir) = dir else {
+            return crate::ic::testutil::replica(name, rows);
+        };
+        let p = dir.join(format!("{name}.ovsschema"));
+        let s = Arc::new(
+            DatabaseSchema::from_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        );
+        let mut r = Replica::new(&s.name);
+        let mon: BTreeMap<String, Vec<String>> = s
+            .tables
+            .iter()
+            .map(|(t, ts)| (t.clone(), ts.columns.keys().cloned().collect()))
+            .collect();
+        r.set_schema(s, &mon);
+        let mut upd = serde_json::Map::new();
+        for (t, rs) in rows.as_object().expect("object of tables") {
+            let m: serde_json::Map<String, Value> = rs
+                .as_object()
+                .expect("object of rows")
+                .iter()
+                .map(|(u, row)| (u.clone(), serde_json::json!({ "insert": row })))
+                .collect();
+            upd.insert(t.clone(), Value::Object(m));
+        }
+        r.apply_update2(&Value::Object(upd)).expect("valid rows");
+        r.clear_changes();
+        r
+    }
+
+    pub struct World {
+        pub nb: Replica,
+        pub sb: Replica,
+        pub icnb: Replica,
+        pub icsb: Replica,
+    }
+
+    impl World {
+        pub fn new(dir: Option<&Path>, nb: Value, icnb: Value, icsb: Value) -> World {
+            World {
+                nb: replica_in(dir, "ovn-nb", nb),
+                sb: replica_in(dir, "ovn-sb", serde_json::json!({})),
+                icnb: replica_in(dir, "ovn-ic-nb", icnb),
+                icsb: replica_in(dir, "ovn-ic-sb", icsb),
+            }
+        }
+
+        pub fn views(&self) -> Views<'_> {
+            Views::new(Dbs {
+                nb: &self.nb,
+                sb: &self.sb,
+                icnb: &self.icnb,
+                icsb: &self.icsb,
+                icsb_locked: &self.icsb,
+            })
+        }
+
+        /// One run: enumerate on the committed state, then `stage`; the run's writes are merged
+        /// into `committed` (as if every transaction succeeded) and returned.
+        pub fn run(
+            &self,
+            committed: &mut Out,
+            ctx: &Ctx,
+            stage: impl Fn(&Views, &Ctx, &Datapaths, &mut Out),
+        ) -> Out {
+            let mut out = Out::default();
+            {
+                let base = self.views();
+                let v = base.with(committed);
+                let dps = enumerate(&v);
+                stage(&v, ctx, &dps, &mut out);
+            }
+            committed.merge(&out);
+            out
+        }
+    }
+
+    pub fn ctx(leader: bool) -> Ctx {
+        Ctx {
+            az: Uuid(0xa2),
+            az_name: "az1".to_string(),
+            isb_leader: leader,
+        }
+    }
+
+    pub fn uu(n: u32) -> Uuid {
+        crate::ic::testutil::u(n).parse().expect("fixture uuid")
+    }
+}
