@@ -11,6 +11,7 @@
 
 pub mod enum_datapaths;
 pub mod tables;
+pub mod transit_router;
 pub mod transit_switch;
 pub mod util;
 
