@@ -427,9 +427,17 @@ mod tests {
             allocate_dp_key(&mut used, VXLAN_KEY_MIN, VXLAN_KEY_MAX, "x"),
             Some(1024)
         );
+        let (r, logs) = super::logcap::capture(|| {
+            allocate_dp_key(&mut used, VXLAN_KEY_MIN, VXLAN_KEY_MAX, "x")
+        });
+        assert_eq!(r, None);
         assert_eq!(
-            allocate_dp_key(&mut used, VXLAN_KEY_MIN, VXLAN_KEY_MAX, "x"),
-            None
+            logs,
+            vec![(
+                tracing::Level::WARN,
+                "ovn_util".to_string(),
+                "all x tunnel ids exhausted".to_string()
+            )]
         );
     }
 
@@ -595,5 +603,50 @@ pub(crate) mod fixture {
 
     pub fn uu(n: u32) -> Uuid {
         crate::ic::testutil::u(n).parse().expect("fixture uuid")
+    }
+}
+
+/// Capturing log events in tests (exact upstream texts are part of the contract).
+#[cfg(test)]
+pub(crate) mod logcap {
+    use std::fmt::Debug;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::Layer;
+
+    /// (level, target, message)
+    pub type Logged = Vec<(tracing::Level, String, String)>;
+
+    struct Capture(Arc<Mutex<Logged>>);
+
+    struct Msg(String);
+    impl Visit for Msg {
+        fn record_debug(&mut self, f: &Field, v: &dyn Debug) {
+            if f.name() == "message" {
+                self.0 = format!("{v:?}");
+            }
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Capture {
+        fn on_event(&self, ev: &tracing::Event<'_>, _: Context<'_, S>) {
+            let mut m = Msg(String::new());
+            ev.record(&mut m);
+            let md = ev.metadata();
+            if let Ok(mut l) = self.0.lock() {
+                l.push((*md.level(), md.target().to_string(), m.0));
+            }
+        }
+    }
+
+    /// Run `f` with a thread-local subscriber recording every event.
+    pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Logged) {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sub = tracing_subscriber::registry().with(Capture(logs.clone()));
+        let r = tracing::subscriber::with_default(sub, f);
+        let l = logs.lock().map(|l| l.clone()).unwrap_or_default();
+        (r, l)
     }
 }

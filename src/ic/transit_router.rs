@@ -175,6 +175,7 @@ fn sync_isb(v: &Views, dps: &Datapaths, trs: &[Tr], out: &mut Out) {
 mod tests {
     use super::*;
     use crate::ic::enum_datapaths::fixture::{ctx, uu, World};
+    use crate::ic::enum_datapaths::logcap::capture;
     use crate::ic::testutil::u;
     use crate::ovsdb::overlay::RowIntent;
     use serde_json::{json, Value};
@@ -472,9 +473,14 @@ mod tests {
                 ],
             );
         }
-        let o = w.run(&mut c, &ctx(true), run);
+        let (o, logs) = capture(|| w.run(&mut c, &ctx(true), run));
         assert!(o.icsb_locked.is_empty());
         assert_eq!(routers(&w, &c).len(), 1, "the NB router is still created");
+        assert!(logs.contains(&(
+            tracing::Level::WARN,
+            "ovn_util".to_string(),
+            "all transit router datapath tunnel ids exhausted".to_string()
+        )));
     }
 
     #[test]

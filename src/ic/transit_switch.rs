@@ -224,6 +224,7 @@ fn sync_isb(v: &Views, dps: &Datapaths, tses: &[Ts], out: &mut Out) {
 mod tests {
     use super::*;
     use crate::ic::enum_datapaths::fixture::{ctx, uu, World};
+    use crate::ic::enum_datapaths::logcap::capture;
     use crate::ic::testutil::u;
     use crate::ovsdb::overlay::RowIntent;
     use serde_json::{json, Value};
@@ -334,8 +335,20 @@ mod tests {
             ]
         );
         assert_eq!(first.icsb_locked.len(), 2);
-        // Second run copies the keys to NB.
-        w.run(&mut c, &ctx(true), run);
+        // Second run copies the keys to NB (DBG once per switch).
+        let (_, logs) = capture(|| w.run(&mut c, &ctx(true), run));
+        let dbg: Vec<&str> = logs
+            .iter()
+            .filter(|l| l.0 == tracing::Level::DEBUG && l.1 == "ovn_ic")
+            .map(|l| l.2.as_str())
+            .collect();
+        assert_eq!(
+            dbg,
+            vec![
+                "Set other_config:requested-tnl-key 16711682 for transit switch ts1 in NB.",
+                "Set other_config:requested-tnl-key 16711683 for transit switch ts2 in NB.",
+            ]
+        );
         let sw = nb_switches(&w, &c);
         assert_eq!(
             sw[0].1.get("requested-tnl-key").map(String::as_str),
@@ -345,8 +358,10 @@ mod tests {
             sw[1].1.get("requested-tnl-key").map(String::as_str),
             Some("16711683")
         );
-        // Third run: nothing to do.
-        assert!(w.run(&mut c, &ctx(true), run).is_empty());
+        // Third run: nothing to do, nothing logged.
+        let (o, logs) = capture(|| w.run(&mut c, &ctx(true), run));
+        assert!(o.is_empty());
+        assert!(logs.is_empty(), "{logs:?}");
     }
 
     #[test]
@@ -659,7 +674,12 @@ mod tests {
             json!({"Datapath_Binding": dps, "Encap": {u(60): {"type": "vxlan", "ip": "10.0.0.1", "gateway_name": "g"}}}),
         );
         let mut c = Out::default();
-        let o = w.run(&mut c, &ctx(true), run);
+        let (o, logs) = capture(|| w.run(&mut c, &ctx(true), run));
+        assert!(logs.contains(&(
+            tracing::Level::WARN,
+            "ovn_util".to_string(),
+            "all transit switch datapath tunnel ids exhausted".to_string()
+        )));
         assert!(!o
             .icsb_locked
             .table(DP_TABLE)
