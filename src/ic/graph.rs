@@ -9,7 +9,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::engine::{Ctx as EngineCtx, Engine, EngineBuilder, EngineError, Handle, NodeData, Outcome};
+use crate::engine::{
+    Ctx as EngineCtx, Engine, EngineBuilder, EngineError, Handle, NodeData, Outcome,
+};
 use crate::ovsdb::replica::Replica;
 use crate::ovsdb::Uuid;
 
@@ -31,7 +33,13 @@ pub struct IcInput {
 
 impl IcInput {
     pub fn dbs(&self) -> Dbs<'_> {
-        Dbs { nb: &self.nb, sb: &self.sb, icnb: &self.icnb, icsb: &self.icsb, icsb_locked: &self.icsb_locked }
+        Dbs {
+            nb: &self.nb,
+            sb: &self.sb,
+            icnb: &self.icnb,
+            icsb: &self.icsb,
+            icsb_locked: &self.icsb_locked,
+        }
     }
     pub fn replica(&self, t: Target) -> &Replica {
         match t {
@@ -100,7 +108,11 @@ impl NodeData for PortBindingData {
 /// Input node names (upstream's, plus `ICNB_transit_switch_port`), their database and table.
 pub const INPUTS: &[(&str, Target, &str)] = &[
     ("NB_nb_global", Target::Nb, "NB_Global"),
-    ("NB_logical_router_static_route", Target::Nb, "Logical_Router_Static_Route"),
+    (
+        "NB_logical_router_static_route",
+        Target::Nb,
+        "Logical_Router_Static_Route",
+    ),
     ("NB_logical_router", Target::Nb, "Logical_Router"),
     ("NB_logical_router_port", Target::Nb, "Logical_Router_Port"),
     ("NB_logical_switch", Target::Nb, "Logical_Switch"),
@@ -118,9 +130,17 @@ pub const INPUTS: &[(&str, Target, &str)] = &[
     ("SB_address_set", Target::Sb, "Address_Set"),
     ("ICNB_ic_nb_global", Target::IcNb, "IC_NB_Global"),
     ("ICNB_transit_switch", Target::IcNb, "Transit_Switch"),
-    ("ICNB_transit_switch_port", Target::IcNb, "Transit_Switch_Port"),
+    (
+        "ICNB_transit_switch_port",
+        Target::IcNb,
+        "Transit_Switch_Port",
+    ),
     ("ICNB_transit_router", Target::IcNb, "Transit_Router"),
-    ("ICNB_transit_router_port", Target::IcNb, "Transit_Router_Port"),
+    (
+        "ICNB_transit_router_port",
+        Target::IcNb,
+        "Transit_Router_Port",
+    ),
     ("ICSB_encap", Target::IcSb, "Encap"),
     ("ICSB_service_monitor", Target::IcSb, "Service_Monitor"),
     ("ICSB_ic_sb_global", Target::IcSb, "IC_SB_Global"),
@@ -142,7 +162,11 @@ pub struct IcGraph {
 
 fn ctx_of(az: &AzData, input: &IcInput) -> Option<Ctx> {
     match &az.outcome {
-        AzOutcome::Az { uuid, name } => Some(Ctx { az: *uuid, az_name: name.clone(), isb_leader: input.isb_leader }),
+        AzOutcome::Az { uuid, name } => Some(Ctx {
+            az: *uuid,
+            az_name: name.clone(),
+            isb_leader: input.isb_leader,
+        }),
         _ => None,
     }
 }
@@ -154,7 +178,11 @@ impl IcGraph {
         let mut inputs = vec![];
         let mut h = std::collections::BTreeMap::new();
         for (name, target, table) in INPUTS {
-            let data = TableInput { target: Some(*target), table, changed: BTreeSet::new() };
+            let data = TableInput {
+                target: Some(*target),
+                table,
+                changed: BTreeSet::new(),
+            };
             let handle = b.add_input(name, data)?;
             inputs.push((handle, *target, *table));
             h.insert(*name, handle);
@@ -162,7 +190,14 @@ impl IcGraph {
         let i = |n: &str| h[n];
 
         let az = b
-            .node("az", AzData { state: AzState::default(), outcome: AzOutcome::NoNbGlobal, out: Out::default() })
+            .node(
+                "az",
+                AzData {
+                    state: AzState::default(),
+                    outcome: AzOutcome::NoNbGlobal,
+                    out: Out::default(),
+                },
+            )
             .input(i("NB_nb_global"))
             .input(i("ICSB_availability_zone"))
             .recompute(|ctx: &EngineCtx<IcInput>, d: &mut AzData| {
@@ -187,24 +222,31 @@ impl IcGraph {
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
                 let input = ctx.context();
                 let a = ctx.get(az);
-                let Some(c) = ctx_of(a, input) else { return Outcome::Unchanged };
+                let Some(c) = ctx_of(a, input) else {
+                    return Outcome::Unchanged;
+                };
                 let views = Views::new(input.dbs()).with(&a.out);
                 gateway::run(&views, &c, &mut d.out);
                 Outcome::Updated
             })?;
 
         let enum_dp = b
-            .node("enum_datapaths", super::enum_datapaths::Datapaths::default())
+            .node(
+                "enum_datapaths",
+                super::enum_datapaths::Datapaths::default(),
+            )
             .input(i("NB_logical_switch"))
             .input(i("NB_logical_router"))
             .input(i("ICSB_datapath_binding"))
             .input(i("ICNB_ic_nb_global"))
             .input(i("ICSB_encap"))
-            .recompute(|ctx: &EngineCtx<IcInput>, d: &mut super::enum_datapaths::Datapaths| {
-                let views = Views::new(ctx.context().dbs());
-                *d = super::enum_datapaths::enumerate(&views);
-                Outcome::Updated
-            })?;
+            .recompute(
+                |ctx: &EngineCtx<IcInput>, d: &mut super::enum_datapaths::Datapaths| {
+                    let views = Views::new(ctx.context().dbs());
+                    *d = super::enum_datapaths::enumerate(&views);
+                    Outcome::Updated
+                },
+            )?;
 
         let ts = b
             .node("transit_switch", StageData::default())
@@ -215,7 +257,9 @@ impl IcGraph {
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
                 let input = ctx.context();
                 let a = ctx.get(az);
-                let Some(c) = ctx_of(a, input) else { return Outcome::Unchanged };
+                let Some(c) = ctx_of(a, input) else {
+                    return Outcome::Unchanged;
+                };
                 let views = Views::new(input.dbs()).with(&a.out);
                 super::transit_switch::run(&views, &c, ctx.get(enum_dp), &mut d.out);
                 Outcome::Updated
@@ -230,7 +274,9 @@ impl IcGraph {
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
                 let input = ctx.context();
                 let a = ctx.get(az);
-                let Some(c) = ctx_of(a, input) else { return Outcome::Unchanged };
+                let Some(c) = ctx_of(a, input) else {
+                    return Outcome::Unchanged;
+                };
                 let views = Views::new(input.dbs()).with(&a.out);
                 super::transit_router::run(&views, &c, ctx.get(enum_dp), &mut d.out);
                 Outcome::Updated
@@ -257,9 +303,15 @@ impl IcGraph {
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut PortBindingData| {
                 let input = ctx.context();
                 let a = ctx.get(az);
-                let Some(c) = ctx_of(a, input) else { return Outcome::Unchanged };
+                let Some(c) = ctx_of(a, input) else {
+                    return Outcome::Unchanged;
+                };
                 let (g, s, r) = (ctx.get(gw), ctx.get(ts), ctx.get(tr));
-                let views = Views::new(input.dbs()).with(&a.out).with(&g.out).with(&s.out).with(&r.out);
+                let views = Views::new(input.dbs())
+                    .with(&a.out)
+                    .with(&g.out)
+                    .with(&s.out)
+                    .with(&r.out);
                 port_binding::run(&views, &c, &mut d.state, &mut d.out);
                 Outcome::Updated
             })?;
@@ -318,7 +370,12 @@ impl IcGraph {
                 Outcome::Updated
             })?;
 
-        Ok(IcGraph { engine: b.build()?, inputs, az, output })
+        Ok(IcGraph {
+            engine: b.build()?,
+            inputs,
+            az,
+            output,
+        })
     }
 
     /// Mark the input nodes whose tables changed in the lent replicas.
@@ -336,7 +393,10 @@ impl IcGraph {
 
     /// The local AZ after the last run, if any.
     pub fn ctx(&self, input: &IcInput) -> Option<Ctx> {
-        self.engine.data(self.az).ok().and_then(|a| ctx_of(a, input))
+        self.engine
+            .data(self.az)
+            .ok()
+            .and_then(|a| ctx_of(a, input))
     }
 
     /// Everything the last run wants written.
@@ -344,3 +404,5 @@ impl IcGraph {
         self.engine.data(self.output).ok().map(|d| &d.out)
     }
 }
+
+impl NodeData for super::enum_datapaths::Datapaths {}

@@ -10,10 +10,14 @@
 //! then sequence numbers.
 
 pub mod az;
+pub mod enum_datapaths;
 pub mod gateway;
+pub mod graph;
 pub mod port_binding;
 pub mod seqno;
 pub mod tables;
+pub mod transit_router;
+pub mod transit_switch;
 pub mod util;
 
 #[cfg(test)]

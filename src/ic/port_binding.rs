@@ -79,14 +79,8 @@ fn str_set<'a>(items: impl IntoIterator<Item = &'a str>) -> Datum {
     Datum::set(items.into_iter().map(Atom::from))
 }
 
-/// Whether SB has a chassis named `name` that is not a remote gateway copy.
 fn chassis_is_local(v: &Views, name: &str) -> bool {
-    if name.is_empty() {
-        return false;
-    }
-    v.sb.find_by_str("Chassis", "name", name)
-        .iter()
-        .any(|c| !super::util::smap_bool_default_false(c.smap_get("other_config", "is-remote")))
+    super::gateway::chassis_is_local(&v.sb, name)
 }
 
 /// Bindings of one transit datapath split by owner.
