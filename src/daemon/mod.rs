@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod coverage;
 pub mod daemonize;
+pub mod driver;
 pub mod mainloop;
 pub mod pidfile;
 pub mod signals;
@@ -29,7 +30,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use self::cli::{Command, Options};
-use self::mainloop::{Driver, Exit, Idle, MainLoop, LOOP_COMMANDS};
+use self::mainloop::{Driver, Exit, MainLoop, LOOP_COMMANDS};
 use self::unixctl::{Handler, Registry};
 use self::vlog::{Vlog, VlogConfig};
 
@@ -41,12 +42,6 @@ pub const PROGRAM: &str = "ovn-ic";
 /// stop_ic` compares its last word with 2.5.90 before trying a graceful `exit`.
 pub const OVN_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use self::cli::{version_text, OVS_LIBRARY_VERSION};
-
-/// `--dump-inc-proc-graph[=NODE]` until the engine provides its graph: the DOT header and footer
-/// of spec §3.4 (what upstream prints for an unknown NODE).
-pub fn placeholder_graph(_node: Option<&str>) -> String {
-    "digraph \"Incremental-Processing-Engine\" {\n\trankdir=LR;\n}\n".to_string()
-}
 
 /// `strerror` text of an I/O error ("No such file or directory"), without Rust's
 /// "(os error N)" suffix.
@@ -87,7 +82,7 @@ pub fn main() -> i32 {
             0
         }
         Command::DumpGraph(node) => {
-            print!("{}", placeholder_graph(node.as_deref()));
+            print!("{}", driver::dump_graph(node.as_deref()));
             0
         }
         Command::Run(opts) => run(*opts),
@@ -145,7 +140,10 @@ pub fn run(opts: Options) -> i32 {
         Ok(rt) => rt,
         Err(e) => return fatal(&format!("could not start the runtime ({})", strerror(&e))),
     };
-    let code = rt.block_on(serve(&opts, &mut daemon, vlog, Idle));
+    let code = rt.block_on(async {
+        let driver = driver::IcDriver::new(&opts);
+        serve(&opts, &mut daemon, vlog, driver).await
+    });
     drop(rt);
     signals::unlink_files();
     drop(daemon);
@@ -315,14 +313,6 @@ mod tests {
             .nth(1)
             .unwrap()
             .starts_with("Open vSwitch Library "));
-    }
-
-    #[test]
-    fn graph_placeholder() {
-        assert_eq!(
-            placeholder_graph(None),
-            "digraph \"Incremental-Processing-Engine\" {\n\trankdir=LR;\n}\n"
-        );
     }
 
     #[test]

@@ -1,0 +1,442 @@
+//! The driver that connects the main loop to the databases (spec ovn-ic-core.md §3.1): five
+//! sessions, the locks, the engine run, the sequence-number stage, and the commits.
+//!
+//! One iteration: drain every session; log reconnections and lock transitions; then, when
+//! active (SB lock held, every session synchronised at least once, no transaction in flight on
+//! NB/SB/IC-NB/IC-SB), lend the replicas to the engine, run it, turn its output into at most
+//! one transaction per session (only real changes), and commit. A failed commit forces a full
+//! recompute; "try again" waits for the replica to change (the session enforces it), so a
+//! failing transaction never becomes a busy loop.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tracing::{debug, info};
+
+use super::cli::Options;
+use super::mainloop::{Db, Driver, IterationCtx, NodeStats};
+use crate::ic::graph::{IcGraph, IcInput};
+use crate::ic::seqno::{self, SeqnoState};
+use crate::ic::tables::{self, ICSB_LOCK, SB_LOCK};
+use crate::ic::util::smap_int;
+use crate::ic::{Out, Views};
+use crate::ovsdb::overlay::Intents;
+use crate::ovsdb::replica::Replica;
+use crate::ovsdb::session::{Session, SessionConfig};
+use crate::ovsdb::ssl::SslContext;
+use crate::ovsdb::txn::{Txn, TxnStatus};
+
+/// The five sessions and everything kept across iterations.
+pub struct IcDriver {
+    nb: Session,
+    sb: Session,
+    icnb: Session,
+    icsb: Session,
+    icsb_locked: Session,
+    wake: Arc<Notify>,
+    graph: IcGraph,
+    seqno: SeqnoState,
+    had_lock: bool,
+    had_isb_lock: bool,
+    probes: [Option<Option<u64>>; 2],
+}
+
+fn session(
+    db: &str,
+    remote: &str,
+    monitor: crate::ovsdb::replica::MonitorSpec,
+    lock: Option<&str>,
+    opts: &Options,
+    ssl: &Option<Arc<SslContext>>,
+    wake: &Arc<Notify>,
+) -> Session {
+    let mut cfg = SessionConfig::new(db, remote, wake.clone());
+    cfg.monitor = monitor;
+    cfg.lock = lock.map(str::to_string);
+    cfg.ssl = ssl.clone();
+    cfg.rundir = opts.rundir.clone();
+    Session::spawn(db, cfg)
+}
+
+impl IcDriver {
+    /// Open the five sessions (needs the tokio runtime).
+    pub fn new(opts: &Options) -> IcDriver {
+        let wake = Arc::new(Notify::new());
+        let s = &opts.ssl;
+        let any_ssl = s.private_key.is_some() || s.certificate.is_some() || s.ca_cert.is_some();
+        let ssl = any_ssl.then(|| Arc::new(SslContext::new(opts.ssl.clone())));
+        let nb = session(
+            tables::NB_DB,
+            &opts.ovnnb_db,
+            tables::nb_monitor(),
+            None,
+            opts,
+            &ssl,
+            &wake,
+        );
+        let sb = session(
+            tables::SB_DB,
+            &opts.ovnsb_db,
+            tables::sb_monitor(),
+            Some(SB_LOCK),
+            opts,
+            &ssl,
+            &wake,
+        );
+        let icnb = session(
+            tables::ICNB_DB,
+            &opts.ic_nb_db,
+            tables::icnb_monitor(),
+            None,
+            opts,
+            &ssl,
+            &wake,
+        );
+        let icsb = session(
+            tables::ICSB_DB,
+            &opts.ic_sb_db,
+            tables::icsb_monitor(),
+            None,
+            opts,
+            &ssl,
+            &wake,
+        );
+        let icsb_locked = session(
+            tables::ICSB_DB,
+            &opts.ic_sb_db,
+            tables::icsb_monitor(),
+            None,
+            opts,
+            &ssl,
+            &wake,
+        );
+        let mut d = IcDriver {
+            nb,
+            sb,
+            icnb,
+            icsb,
+            icsb_locked,
+            wake,
+            graph: IcGraph::build().expect("the ovn-ic graph is well formed"),
+            seqno: SeqnoState::default(),
+            had_lock: false,
+            had_isb_lock: false,
+            probes: [None, None],
+        };
+        for s in d.sessions_mut() {
+            index_tables(s.replica_mut());
+        }
+        d
+    }
+
+    fn sessions_mut(&mut self) -> [&mut Session; 5] {
+        [
+            &mut self.nb,
+            &mut self.sb,
+            &mut self.icnb,
+            &mut self.icsb_locked,
+            &mut self.icsb,
+        ]
+    }
+
+    /// `ic_probe_interval` from NB_Global (NB, SB) and IC_NB_Global (IC-NB, IC-SB).
+    fn update_probes(&mut self) {
+        let read = |r: &Replica, table: &str| -> Option<u64> {
+            let row = r.iter(table).next()?;
+            let v = smap_int(row.smap_get("options", "ic_probe_interval"), -1);
+            (v >= 0).then_some(v as u64)
+        };
+        let local = read(self.nb.replica(), "NB_Global");
+        let global = read(self.icnb.replica(), "IC_NB_Global");
+        if self.probes[0] != Some(local) {
+            self.probes[0] = Some(local);
+            self.nb.set_probe_interval(local);
+            self.sb.set_probe_interval(local);
+        }
+        if self.probes[1] != Some(global) {
+            self.probes[1] = Some(global);
+            self.icnb.set_probe_interval(global);
+            self.icsb.set_probe_interval(global);
+            self.icsb_locked.set_probe_interval(global);
+        }
+    }
+
+    /// Collect finished commits: failures force a recompute (§3.1 step 4.5.3/4).
+    fn collect_results(&mut self, ctx: &mut IterationCtx) {
+        let isb_held = self.icsb_locked.has_lock();
+        let checks: [(&mut Session, &str, bool); 5] = [
+            (&mut self.nb, "OVNNB", true),
+            (&mut self.sb, "OVNSB", true),
+            (&mut self.icnb, "OVNINB", true),
+            (&mut self.icsb, "OVNISB Unlocked", true),
+            (&mut self.icsb_locked, "OVNISB", isb_held),
+        ];
+        let mut icsb_ok = false;
+        for (i, (s, name, report)) in checks.into_iter().enumerate() {
+            let Some(st) = s.take_result() else { continue };
+            if i == 3 && st.is_ok() {
+                icsb_ok = true;
+            }
+            if !st.is_ok() && report {
+                info!(target: "ovn_ic", "{name} commit failed, force recompute next time.");
+                ctx.force_recompute = true;
+                ctx.immediate_wake = true;
+            }
+            if let TxnStatus::TryAgain(why) = &st {
+                debug!(target: "ovn_ic", "{name} transaction: try again ({why})");
+            }
+        }
+        if icsb_ok {
+            self.seqno.icsb_committed();
+        }
+    }
+
+    fn log_reconnects(&mut self, ctx: &mut IterationCtx) {
+        let names = [
+            (&mut self.nb, "OVN NB IDL"),
+            (&mut self.sb, "OVN SB IDL"),
+            (&mut self.icnb, "OVN INB IDL"),
+            (&mut self.icsb_locked, "OVN ISB IDL"),
+            (&mut self.icsb, "OVN ISB IDL Unlocked"),
+        ];
+        for (s, name) in names {
+            if s.take_resynced() {
+                info!(target: "ovn_ic", "{name} reconnected, force recompute.");
+                ctx.force_recompute = true;
+            }
+        }
+    }
+
+    fn clear_changes(&mut self) {
+        for s in self.sessions_mut() {
+            s.replica_mut().clear_changes();
+        }
+    }
+
+    fn paused(&mut self, ctx: &mut IterationCtx) {
+        if self.icsb_locked.lock_name().is_some()
+            && (self.icsb_locked.has_lock() || self.icsb_locked.is_lock_contended())
+        {
+            info!(target: "ovn_ic", "This ovn-ic instance is now paused. Removing IC-SB lock.");
+            self.icsb_locked.set_lock(None);
+            self.had_isb_lock = false;
+        }
+        if self.sb.lock_name().is_some() && (self.sb.has_lock() || self.sb.is_lock_contended()) {
+            info!(target: "ovn_ic", "This ovn-ic instance is now paused.");
+            self.sb.set_lock(None);
+            self.had_lock = false;
+        }
+        ctx.force_recompute = true;
+        self.clear_changes();
+    }
+
+    fn locks(&mut self, ctx: &mut IterationCtx) {
+        if self.sb.lock_name().is_none() {
+            self.sb.set_lock(Some(SB_LOCK));
+        }
+        let has = self.sb.has_lock();
+        if has && !self.had_lock {
+            info!(target: "ovn_ic", "ovn-ic lock acquired. This ovn-ic instance is now active.");
+            ctx.force_recompute = true;
+        } else if !has && self.had_lock {
+            info!(target: "ovn_ic", "ovn-ic lock lost. This ovn-ic instance is now on standby.");
+        }
+        self.had_lock = has;
+        // Q1 fix: compete for the IC-SB lock only while active for this AZ.
+        if has && self.icsb_locked.lock_name().is_none() {
+            info!(target: "ovn_ic", "Acquiring OVN ISB lock.");
+            self.icsb_locked.set_lock(Some(ICSB_LOCK));
+        } else if !has && self.icsb_locked.lock_name().is_some() {
+            self.icsb_locked.set_lock(None);
+        }
+        let isb = self.icsb_locked.has_lock();
+        if isb && !self.had_isb_lock {
+            info!(target: "ovn_ic", "OVN ISB lock acquired. This ovn-ic instance is now active.");
+            ctx.force_recompute = true;
+            ctx.immediate_wake = true;
+        } else if !isb && self.had_isb_lock {
+            info!(target: "ovn_ic", "OVN ISB lock lost.");
+        }
+        self.had_isb_lock = isb;
+    }
+
+    fn lend(&mut self, isb_leader: bool) -> IcInput {
+        IcInput {
+            nb: std::mem::take(self.nb.replica_mut()),
+            sb: std::mem::take(self.sb.replica_mut()),
+            icnb: std::mem::take(self.icnb.replica_mut()),
+            icsb: std::mem::take(self.icsb.replica_mut()),
+            icsb_locked: std::mem::take(self.icsb_locked.replica_mut()),
+            isb_leader,
+        }
+    }
+
+    fn give_back(&mut self, i: IcInput) {
+        *self.nb.replica_mut() = i.nb;
+        *self.sb.replica_mut() = i.sb;
+        *self.icnb.replica_mut() = i.icnb;
+        *self.icsb.replica_mut() = i.icsb;
+        *self.icsb_locked.replica_mut() = i.icsb_locked;
+    }
+
+    /// The active path: engine, sequence numbers, commits.
+    fn active(&mut self, ctx: &mut IterationCtx) {
+        let open = self.nb.can_commit()
+            && self.sb.can_commit()
+            && self.icnb.can_commit()
+            && self.icsb.can_commit();
+        if !open {
+            // Keep the tracked changes for the next run (§3.1 step 4.5.2).
+            return;
+        }
+        let isb_leader = self.icsb_locked.has_lock()
+            && self.icsb_locked.is_synced()
+            && self.icsb_locked.can_commit();
+        let input = self.lend(isb_leader);
+        self.graph.feed(&input);
+        if ctx.force_recompute {
+            self.graph.engine.force_recompute();
+            ctx.force_recompute = false;
+        }
+        self.graph.engine.run(&input, true);
+        let mut out = self.graph.output().cloned().unwrap_or_default();
+        match self.graph.ctx(&input) {
+            Some(c) => {
+                debug!(target: "ovn_ic", "Availability zone: {}", c.az_name);
+                let views = Views::new(input.dbs()).with(&out);
+                if seqno::supported(&views) {
+                    let mut so = Out::default();
+                    seqno::run(&views, &c, &mut self.seqno, &mut so);
+                    out.merge(&so);
+                }
+            }
+            None => debug!(target: "ovn_ic", "Availability zone: not created yet."),
+        }
+        let txns = [
+            build(&input.nb, &out.nb),
+            build(&input.sb, &out.sb),
+            build(&input.icnb, &out.icnb),
+            build(&input.icsb, &out.icsb),
+            build(&input.icsb_locked, &out.icsb_locked),
+        ];
+        self.graph.engine.clear_tracked();
+        self.give_back(input);
+        let [nb, sb, icnb, icsb, locked] = txns;
+        self.nb.commit(nb);
+        self.sb.commit(sb);
+        self.icnb.commit(icnb);
+        self.icsb.commit(icsb);
+        if isb_leader {
+            self.icsb_locked.commit(locked);
+        } else if !locked.is_empty() {
+            debug!(target: "ovn_ic", "dropping IC-SB leader writes: not the ISB leader this run");
+        }
+        self.clear_changes();
+    }
+}
+
+fn build(replica: &Replica, intents: &Intents) -> Txn {
+    let mut t = Txn::new(replica.db());
+    intents.to_txn(replica, &mut t);
+    t
+}
+
+/// Secondary indexes the stages look rows up by (spec §2.2).
+fn index_tables(r: &mut Replica) {
+    let idx: &[(&str, &[&str])] = match r.db() {
+        tables::NB_DB => &[
+            ("Logical_Switch", &["name"]),
+            ("Logical_Router", &["name"]),
+            ("Logical_Switch_Port", &["name"]),
+            ("Logical_Router_Port", &["name"]),
+        ],
+        tables::SB_DB => &[
+            ("Port_Binding", &["logical_port"]),
+            ("Chassis", &["name"]),
+            ("Datapath_Binding", &["nb_uuid"]),
+        ],
+        tables::ICNB_DB => &[("Transit_Switch", &["name"])],
+        tables::ICSB_DB => &[
+            ("Port_Binding", &["transit_switch"]),
+            ("Port_Binding", &["logical_port"]),
+            ("Availability_Zone", &["name"]),
+            ("Gateway", &["name"]),
+        ],
+        _ => &[],
+    };
+    for (t, c) in idx {
+        r.add_index(t, c);
+    }
+}
+
+impl Driver for IcDriver {
+    fn run(&mut self, ctx: &mut IterationCtx) {
+        for s in self.sessions_mut() {
+            s.run();
+        }
+        self.update_probes();
+        self.log_reconnects(ctx);
+        self.collect_results(ctx);
+        if ctx.paused {
+            self.paused(ctx);
+            return;
+        }
+        self.locks(ctx);
+        let synced = self.nb.ever_synced()
+            && self.sb.ever_synced()
+            && self.icnb.ever_synced()
+            && self.icsb.ever_synced()
+            && self.icsb_locked.ever_synced();
+        if self.sb.has_lock() && synced {
+            self.active(ctx);
+        } else {
+            // Standby (or not synced yet): recompute everything once active.
+            ctx.force_recompute = true;
+            self.clear_changes();
+        }
+    }
+
+    fn wait(&mut self) -> impl Future<Output = ()> {
+        let w = self.wake.clone();
+        async move { w.notified().await }
+    }
+
+    fn is_connected(&self, db: Db) -> bool {
+        match db {
+            Db::Nb => self.nb.is_connected(),
+            Db::Sb => self.sb.is_connected(),
+            Db::IcNb => self.icnb.is_connected(),
+            Db::IcSb => self.icsb_locked.is_connected(),
+        }
+    }
+
+    fn has_sb_lock(&self) -> bool {
+        self.had_lock
+    }
+
+    fn engine_stats(&self) -> Vec<NodeStats> {
+        self.graph
+            .engine
+            .all_stats()
+            .map(|(name, s)| NodeStats {
+                name: name.to_string(),
+                recompute: s.recompute,
+                compute: s.compute,
+                cancel: s.cancel,
+            })
+            .collect()
+    }
+
+    fn clear_engine_stats(&mut self) {
+        self.graph.engine.clear_stats();
+    }
+}
+
+/// `--dump-inc-proc-graph[=NODE]`.
+pub fn dump_graph(node: Option<&str>) -> String {
+    match IcGraph::build() {
+        Ok(g) => g.engine.dump_graph(node),
+        Err(e) => format!("error building the graph: {e}\n"),
+    }
+}
