@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tracing::{debug, info};
@@ -40,7 +41,14 @@ pub struct IcDriver {
     had_lock: bool,
     had_isb_lock: bool,
     probes: [Option<Option<u64>>; 2],
+    /// Back-off after failed commits: the first retry is immediate (as upstream), consecutive
+    /// failures wait 250 ms, 500 ms, ... up to 8 s, so a transaction the server keeps rejecting
+    /// never turns into a busy loop. Reset by a commit that succeeds.
+    backoff: Duration,
+    retry_at: Option<Instant>,
 }
+
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
 fn session(
     db: &str,
@@ -123,6 +131,8 @@ impl IcDriver {
             had_lock: false,
             had_isb_lock: false,
             probes: [None, None],
+            backoff: Duration::ZERO,
+            retry_at: None,
         };
         for s in d.sessions_mut() {
             index_tables(s.replica_mut());
@@ -173,15 +183,19 @@ impl IcDriver {
             (&mut self.icsb_locked, "OVNISB", isb_held),
         ];
         let mut icsb_ok = false;
+        let (mut failed, mut succeeded) = (false, false);
         for (i, (s, name, report)) in checks.into_iter().enumerate() {
             let Some(st) = s.take_result() else { continue };
             if i == 3 && st.is_ok() {
                 icsb_ok = true;
             }
+            if matches!(st, TxnStatus::Success(_)) {
+                succeeded = true;
+            }
             if !st.is_ok() && report {
                 info!(target: "ovn_ic", "{name} commit failed, force recompute next time.");
                 ctx.force_recompute = true;
-                ctx.immediate_wake = true;
+                failed = true;
             }
             if let TxnStatus::TryAgain(why) = &st {
                 debug!(target: "ovn_ic", "{name} transaction: try again ({why})");
@@ -189,6 +203,18 @@ impl IcDriver {
         }
         if icsb_ok {
             self.seqno.icsb_committed();
+        }
+        if failed {
+            if self.backoff.is_zero() {
+                ctx.immediate_wake = true;
+                self.backoff = Duration::from_millis(250);
+            } else {
+                debug!(target: "ovn_ic", "commit failed again; retrying in {} ms", self.backoff.as_millis());
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
+        } else if succeeded {
+            self.backoff = Duration::ZERO;
         }
     }
 
@@ -399,7 +425,18 @@ impl Driver for IcDriver {
 
     fn wait(&mut self) -> impl Future<Output = ()> {
         let w = self.wake.clone();
-        async move { w.notified().await }
+        let at = self.retry_at;
+        async move {
+            match at {
+                Some(t) => {
+                    tokio::select! {
+                        _ = w.notified() => {}
+                        _ = tokio::time::sleep_until(t.into()) => {}
+                    }
+                }
+                None => w.notified().await,
+            }
+        }
     }
 
     fn is_connected(&self, db: Db) -> bool {

@@ -224,14 +224,21 @@ impl Vlog {
 }
 
 /// Rate-limit decision for [`vlog_rl!`](crate::vlog_rl): uses the global logger's levels and
-/// per-module rate-limit switch when installed, the bare bucket otherwise.
+/// per-module rate-limit switch when installed. Without an installed logger (unit tests, the
+/// library used on its own) nothing is rate limited, so every message reaches the subscriber.
 #[doc(hidden)]
 pub fn __rl_check(rl: &RateLimit, target: &str, level: Level) -> RlVerdict {
     let now = monotonic_ms();
     match GLOBAL.get() {
         Some(lg) => lg.rate_limit(rl, spec::module_for_target(target), level, now),
-        None => rl.check_at(now),
+        None if BARE_BUCKETS.with(|b| b.get()) => rl.check_at(now),
+        None => RlVerdict::Log(None),
     }
+}
+
+thread_local! {
+    /// Tests of the rate limiter itself apply the buckets without an installed logger.
+    static BARE_BUCKETS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Log through a [`RateLimit`]:
@@ -323,10 +330,13 @@ mod tests {
 
     fn with_vlog<R>(v: &Vlog, f: impl FnOnce() -> R) -> R {
         let sub = tracing_subscriber::Registry::default().with(v.layer());
-        tracing::subscriber::with_default(sub, || {
+        BARE_BUCKETS.with(|b| b.set(true));
+        let r = tracing::subscriber::with_default(sub, || {
             tracing::callsite::rebuild_interest_cache();
             f()
-        })
+        });
+        BARE_BUCKETS.with(|b| b.set(false));
+        r
     }
 
     #[test]

@@ -20,6 +20,9 @@ use crate::ovsdb::overlay::View;
 use crate::ovsdb::replica::Row;
 use crate::ovsdb::Uuid;
 
+/// Rate limit of this stage's warnings (as upstream's 1/min, burst 1).
+static EXHAUSTED_RL: crate::daemon::vlog::RateLimit = crate::daemon::vlog::RateLimit::new(1, 1);
+
 /// IC-SB table holding the transit datapaths.
 pub const DP_TABLE: &str = "Datapath_Binding";
 /// `Datapath_Binding.type` values (Appendix C).
@@ -171,8 +174,7 @@ pub fn allocate_dp_key(used: &mut BTreeSet<i64>, min: i64, max: i64, what: &str)
             Some(k)
         }
         None => {
-            // rate-limited upstream: 1/min burst 1
-            tracing::warn!(target: "ovn_util", "all {} tunnel ids exhausted", what);
+            crate::vlog_rl!(EXHAUSTED_RL, warn, target: "ovn_util", "all {} tunnel ids exhausted", what);
             None
         }
     }

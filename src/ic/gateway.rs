@@ -27,6 +27,9 @@ use crate::ovsdb::overlay::View;
 use crate::ovsdb::replica::Row;
 use crate::ovsdb::{Atom, Datum, Uuid};
 
+/// Rate limit of this stage's warnings (as upstream's 5/min, burst 1).
+static WARN_RL: crate::daemon::vlog::RateLimit = crate::daemon::vlog::RateLimit::new(5, 1);
+
 /// One encapsulation as the "differs" test and the copy see it.
 #[derive(Debug, Clone, PartialEq)]
 struct EncapData {
@@ -77,8 +80,7 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
             match local.remove(&chassis.name) {
                 None => {
                     if remote_names.contains(&chassis.name) {
-                        // rate-limited upstream: 5/min burst 1 (message of ours, usual ovn-ic rate)
-                        tracing::warn!(
+                        crate::vlog_rl!(WARN_RL, warn,
                             target: "ovn_ic",
                             "Gateway {} is already registered by another availability zone; not registering it for {}.",
                             chassis.name,
@@ -151,8 +153,7 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
     // 4. Remote gateways not materialised yet.
     for gw in remote.values() {
         if !v.sb.find_by_str("Chassis", "name", &gw.name).is_empty() {
-            // rate-limited upstream: 5/min burst 1 (message of ours, usual ovn-ic rate)
-            tracing::warn!(
+            crate::vlog_rl!(WARN_RL, warn,
                 target: "ovn_ic",
                 "Chassis {} of another availability zone conflicts with a local chassis of the same name; not syncing it to SB.",
                 gw.name
@@ -187,8 +188,7 @@ fn node(view: &View, row: &Row, what: &str) -> Node {
                 options: er.get("options").clone(),
             }),
             None => {
-                // rate-limited upstream: 5/min burst 1 (message of ours, usual ovn-ic rate)
-                tracing::warn!(
+                crate::vlog_rl!(WARN_RL, warn,
                     target: "ovn_ic",
                     "{} {} references a missing encap {}; ignoring it.",
                     what,
@@ -207,8 +207,7 @@ fn node(view: &View, row: &Row, what: &str) -> Node {
 }
 
 fn warn_no_encaps(table: &str, name: &str) {
-    // rate-limited upstream: 5/min burst 1 (message of ours, usual ovn-ic rate)
-    tracing::warn!(target: "ovn_ic", "{} {} has no encap; not syncing it.", table, name);
+    crate::vlog_rl!(WARN_RL, warn, target: "ovn_ic", "{} {} has no encap; not syncing it.", table, name);
 }
 
 /// The "differs" test: hostnames, encap counts, and for every IC-SB encap an SB encap with the
