@@ -88,7 +88,7 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
                         );
                     } else if chassis.encaps.is_empty() {
                         warn_no_encaps("Chassis", &chassis.name);
-                    } else {
+                    } else if !encap_clash(&v.icsb, &chassis, "gateway_name") {
                         let encaps = insert_isb_encaps(out, &chassis);
                         out.icsb.insert(
                             "Gateway",
@@ -104,7 +104,7 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
                 Some(gw) if differs(&gw, &chassis) => {
                     if chassis.encaps.is_empty() {
                         warn_no_encaps("Chassis", &chassis.name);
-                    } else {
+                    } else if !encap_clash(&v.icsb, &chassis, "gateway_name") {
                         let encaps = insert_isb_encaps(out, &chassis);
                         out.icsb.update(
                             "Gateway",
@@ -127,7 +127,7 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
                     if differs(&gw, &chassis) {
                         if gw.encaps.is_empty() {
                             warn_no_encaps("Gateway", &gw.name);
-                        } else {
+                        } else if !encap_clash(&v.sb, &gw, "chassis_name") {
                             let encaps = insert_sb_encaps(out, &gw);
                             out.sb.update(
                                 "Chassis",
@@ -162,6 +162,9 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
         }
         if gw.encaps.is_empty() {
             warn_no_encaps("Gateway", &gw.name);
+            continue;
+        }
+        if encap_clash(&v.sb, gw, "chassis_name") {
             continue;
         }
         let encaps = insert_sb_encaps(out, gw);
@@ -204,6 +207,27 @@ fn node(view: &View, row: &Row, what: &str) -> Node {
         hostname: row.str("hostname").to_string(),
         encaps,
     }
+}
+
+/// Whether one of `node`'s encaps has the `(type, ip)` of an encap that belongs to another
+/// chassis/gateway (`owner_col` names the owner): `(type, ip)` is unique in both the IC-SB and
+/// the SB Encap tables, so writing it would fail the whole transaction (quirk Q12). The gateway
+/// is skipped with a warning instead, and the rest of the batch goes through.
+fn encap_clash(view: &View, node: &Node, owner_col: &str) -> bool {
+    for e in &node.encaps {
+        let clash = view.rows("Encap").into_iter().find(|r| {
+            r.str("type") == e.ty && r.str("ip") == e.ip && r.str(owner_col) != node.name
+        });
+        if let Some(r) = clash {
+            crate::vlog_rl!(WARN_RL, warn,
+                target: "ovn_ic",
+                "Encap {} {} of {} is already used by {}; not syncing {}.",
+                e.ty, e.ip, node.name, r.str(owner_col), node.name
+            );
+            return true;
+        }
+    }
+    false
 }
 
 fn warn_no_encaps(table: &str, name: &str) {
