@@ -46,6 +46,7 @@ pub struct IcDriver {
     /// never turns into a busy loop. Reset by a commit that succeeds.
     backoff: Duration,
     retry_at: Option<Instant>,
+    memory: super::memory::MemoryMonitor,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
@@ -133,6 +134,7 @@ impl IcDriver {
             probes: [None, None],
             backoff: Duration::ZERO,
             retry_at: None,
+            memory: super::memory::MemoryMonitor::new(Instant::now()),
         };
         for s in d.sessions_mut() {
             index_tables(s.replica_mut());
@@ -398,6 +400,7 @@ fn index_tables(r: &mut Replica) {
 
 impl Driver for IcDriver {
     fn run(&mut self, ctx: &mut IterationCtx) {
+        self.memory.run(Instant::now());
         for s in self.sessions_mut() {
             s.run();
         }

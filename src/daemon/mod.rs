@@ -18,6 +18,7 @@ pub mod coverage;
 pub mod daemonize;
 pub mod driver;
 pub mod mainloop;
+pub mod memory;
 pub mod pidfile;
 pub mod signals;
 pub mod unixctl;
