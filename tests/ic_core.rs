@@ -1420,7 +1420,6 @@ fn standby(bin: &Path) {
 macro_rules! scenario_tests {
     ($($scenario:ident: $ours:ident, $c:ident;)*) => {$(
         #[test]
-        #[ignore = "needs daemon wiring"]
         fn $ours() {
             $scenario(&our_ovn_ic());
         }
@@ -1445,14 +1444,12 @@ scenario_tests! {
 
 /// Not in 23.03.1 (rename semantics arrived in 23.03.3 / 24.03).
 #[test]
-#[ignore = "needs daemon wiring"]
 fn az_update_in_gw_ours() {
     az_update_in_gw(&our_ovn_ic());
 }
 
 /// Not in 23.03.1 (sequence numbers arrived in 24.03); skipped on schemas without `*_cfg`.
 #[test]
-#[ignore = "needs daemon wiring"]
 fn sequence_numbers_ours() {
     sequence_numbers(&our_ovn_ic());
 }
