@@ -257,7 +257,14 @@ fn appctl_commands_reply_exactly() {
             ),
         );
         ok(target, &["memory/show"], "");
-        ok(target, &["inc-engine/show-stats"], "");
+        let out = sb.appctl(target, &["inc-engine/show-stats"]);
+        let stats = text(&out.stdout);
+        assert!(
+            stats.starts_with("Node: ") && stats.contains("Node: ic\n- recompute:            0\n"),
+            "{stats}"
+        );
+        ok(target, &["inc-engine/show-stats", "port_binding", "recompute"], "0\n");
+        ok(target, &["inc-engine/show-stats", "no-such-node"], "");
         ok(target, &["inc-engine/clear-stats"], "");
         ok(target, &["inc-engine/recompute"], "");
         ok(target, &["vlog/reopen"], "");
