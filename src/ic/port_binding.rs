@@ -896,3 +896,6 @@ fn sync_transit_router(
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

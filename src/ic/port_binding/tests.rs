@@ -1,0 +1,887 @@
+//! Unit tests of the port-binding stage on plain data (spec ovn-ic-core.md §4.6).
+//!
+//! Every test builds the five databases as replicas, runs the stage, "commits" its output into
+//! the replicas (as if every transaction succeeded) and runs again, so convergence (a run on the
+//! committed state writes nothing) is checked along with the exact rows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::{PortBindingState, PORT_KEY_MAX, TYPE_TR_PORT, TYPE_TS_PORT};
+use crate::ic::enum_datapaths::logcap::{capture, Logged};
+use crate::ic::testutil::{schema_dir, u};
+use crate::ic::{Ctx, Dbs, Out, Target, Views};
+use crate::ovsdb::overlay::{Intents, RowIntent, View};
+use crate::ovsdb::replica::{Replica, Row};
+use crate::ovsdb::txn::Txn;
+use crate::ovsdb::{DatabaseSchema, Datum, Uuid};
+
+// ---------------------------------------------------------------------------------------------
+// Fixture UUIDs.
+
+const AZ1: u32 = 0xa1; // the local AZ
+const AZ2: u32 = 0xa2;
+// IC-NB
+const TS1: u32 = 0x100;
+const TS2: u32 = 0x101;
+const TSP1: u32 = 0x110;
+const TSP2: u32 = 0x111;
+const TR1: u32 = 0x120;
+const TRP1: u32 = 0x130;
+const TRP2: u32 = 0x131;
+// NB
+const LS1: u32 = 0x200;
+const LS2: u32 = 0x201;
+const LSP1: u32 = 0x210;
+const LSP2: u32 = 0x211;
+const RLSP: u32 = 0x212;
+const MLSP: u32 = 0x213;
+const LR1: u32 = 0x220;
+const LRP1: u32 = 0x230;
+const NBTR: u32 = 0x240;
+const MLRP: u32 = 0x250;
+const CMSLRP: u32 = 0x251;
+// SB
+const CH_GW1: u32 = 0x300;
+const CH_GW2: u32 = 0x301;
+const CH_HV1: u32 = 0x302;
+const SB_LSP1: u32 = 0x310;
+const SB_LRP1: u32 = 0x311;
+const SB_CR: u32 = 0x312;
+const SB_RPORT: u32 = 0x313;
+const SB_LEAF: u32 = 0x314;
+const DP_LS: u32 = 0x320;
+const DP_LR: u32 = 0x321;
+// IC-SB
+const PB1: u32 = 0x400;
+const PB2: u32 = 0x401;
+const PB3: u32 = 0x402;
+
+fn uu(n: u32) -> Uuid {
+    u(n).parse().expect("fixture uuid")
+}
+
+fn ctx(leader: bool) -> Ctx {
+    Ctx {
+        az: uu(AZ1),
+        az_name: "az1".into(),
+        isb_leader: leader,
+    }
+}
+
+// JSON builders in the wire encoding.
+fn m(pairs: &[(&str, &str)]) -> Value {
+    json!(["map", pairs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()])
+}
+fn s(items: &[&str]) -> Value {
+    json!(["set", items])
+}
+fn r(n: u32) -> Value {
+    json!(["uuid", u(n)])
+}
+fn rs(ns: &[u32]) -> Value {
+    json!(["set", ns.iter().map(|n| r(*n)).collect::<Vec<_>>()])
+}
+
+/// Merge JSON objects table by table (later rows win).
+fn tables(parts: &[Value]) -> Value {
+    let mut out = serde_json::Map::new();
+    for p in parts {
+        for (t, rows) in p.as_object().expect("tables") {
+            let e = out
+                .entry(t.clone())
+                .or_insert_with(|| Value::Object(Default::default()));
+            for (u, row) in rows.as_object().expect("rows") {
+                e.as_object_mut()
+                    .expect("rows")
+                    .insert(u.clone(), row.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// ISB: both AZs plus `pbs`.
+fn isb(pbs: Value) -> Value {
+    tables(&[
+        json!({"Availability_Zone": {u(AZ1): {"name": "az1"}, u(AZ2): {"name": "az2"}}}),
+        json!({ "Port_Binding": pbs }),
+    ])
+}
+
+/// One ISB Port_Binding row.
+fn pb(az: u32, dp: &str, port: &str, key: i64, extra: Value) -> Value {
+    let mut row = json!({
+        "availability_zone": r(az),
+        "transit_switch": dp,
+        "logical_port": port,
+        "tunnel_key": key,
+    });
+    for (k, v) in extra.as_object().expect("extra columns") {
+        row[k] = v.clone();
+    }
+    row
+}
+
+// ---------------------------------------------------------------------------------------------
+// The world: four replicas (both IC-SB sessions read the same database).
+
+#[derive(Clone)]
+struct Dirs {
+    nb: PathBuf,
+    sb: PathBuf,
+    icnb: PathBuf,
+    icsb: PathBuf,
+}
+
+impl Dirs {
+    fn default_dirs() -> Dirs {
+        let d = schema_dir();
+        Dirs {
+            nb: d.clone(),
+            sb: d.clone(),
+            icnb: d.clone(),
+            icsb: d,
+        }
+    }
+}
+
+fn load_schema(dir: &Path, name: &str) -> Arc<DatabaseSchema> {
+    let p = dir.join(format!("{name}.ovsschema"));
+    Arc::new(DatabaseSchema::from_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+}
+
+/// A replica of `name` from `dir` holding `rows`; tables the schema lacks are left out and
+/// columns it lacks are ignored (as a server of that version would not have them).
+fn rep(dir: &Path, name: &str, rows: Value) -> Replica {
+    let sch = load_schema(dir, name);
+    let mut rp = Replica::new(&sch.name);
+    let mon: BTreeMap<String, Vec<String>> = sch
+        .tables
+        .iter()
+        .map(|(t, ts)| (t.clone(), ts.columns.keys().cloned().collect()))
+        .collect();
+    rp.set_schema(sch.clone(), &mon);
+    let mut upd = serde_json::Map::new();
+    for (t, rws) in rows.as_object().expect("tables") {
+        if !sch.tables.contains_key(t) {
+            continue;
+        }
+        let mm: serde_json::Map<String, Value> = rws
+            .as_object()
+            .expect("rows")
+            .iter()
+            .map(|(u, row)| (u.clone(), json!({ "insert": row })))
+            .collect();
+        upd.insert(t.clone(), Value::Object(mm));
+    }
+    rp.apply_update2(&Value::Object(upd)).expect("valid rows");
+    rp.clear_changes();
+    rp
+}
+
+/// Apply intent layers to a replica as if committed.
+fn apply(rp: &mut Replica, layers: &[&Intents]) {
+    let names: Vec<String> = rp.table_names().map(str::to_string).collect();
+    let mut upd = serde_json::Map::new();
+    {
+        let mut view = View::new(rp);
+        for l in layers {
+            view = view.with(l);
+        }
+        for t in &names {
+            let mut touched = BTreeSet::new();
+            for l in layers {
+                touched.extend(l.table(t).map(|(u, _)| *u));
+            }
+            let mut rows = serde_json::Map::new();
+            for uid in touched {
+                let new = view.get(t, uid).map(|row| row.to_json());
+                if new.is_none() && rp.get(t, uid).is_none() {
+                    continue;
+                }
+                rows.insert(
+                    uid.to_string(),
+                    json!({ "new": new.unwrap_or(Value::Null) }),
+                );
+            }
+            if !rows.is_empty() {
+                upd.insert(t.clone(), Value::Object(rows));
+            }
+        }
+    }
+    rp.apply_update1(&Value::Object(upd)).expect("commit");
+    rp.clear_changes();
+}
+
+const ALL_TARGETS: [Target; 5] = [
+    Target::Nb,
+    Target::Sb,
+    Target::IcNb,
+    Target::IcSb,
+    Target::IcSbLocked,
+];
+
+/// One committed run: its intents, logs and real writes per target.
+struct Ran {
+    out: Out,
+    logs: Logged,
+    writes: BTreeMap<Target, usize>,
+}
+
+impl Ran {
+    fn n(&self, t: Target) -> usize {
+        self.writes.get(&t).copied().unwrap_or(0)
+    }
+    fn total(&self) -> usize {
+        self.writes.values().sum()
+    }
+}
+
+struct W {
+    nb: Replica,
+    sb: Replica,
+    icnb: Replica,
+    icsb: Replica,
+}
+
+impl W {
+    fn new(nb: Value, sb: Value, icnb: Value, icsb: Value) -> W {
+        W::in_dirs(&Dirs::default_dirs(), nb, sb, icnb, icsb)
+    }
+
+    fn in_dirs(d: &Dirs, nb: Value, sb: Value, icnb: Value, icsb: Value) -> W {
+        W {
+            nb: rep(&d.nb, "ovn-nb", nb),
+            sb: rep(&d.sb, "ovn-sb", sb),
+            icnb: rep(&d.icnb, "ovn-ic-nb", icnb),
+            icsb: rep(&d.icsb, "ovn-ic-sb", icsb),
+        }
+    }
+
+    fn views(&self) -> Views<'_> {
+        Views::new(Dbs {
+            nb: &self.nb,
+            sb: &self.sb,
+            icnb: &self.icnb,
+            icsb: &self.icsb,
+            icsb_locked: &self.icsb,
+        })
+    }
+
+    /// One run of the stage on the current state.
+    fn run(&self, c: &Ctx, st: &mut PortBindingState) -> (Out, Logged) {
+        capture(|| {
+            let mut out = Out::default();
+            super::run(&self.views(), c, st, &mut out);
+            out
+        })
+    }
+
+    fn replica(&self, t: Target) -> &Replica {
+        match t {
+            Target::Nb => &self.nb,
+            Target::Sb => &self.sb,
+            Target::IcNb => &self.icnb,
+            Target::IcSb | Target::IcSbLocked => &self.icsb,
+        }
+    }
+
+    /// Real writes `out` would send to `t` (after the output stage's no-op suppression).
+    fn writes(&self, out: &Out, t: Target) -> usize {
+        let mut txn = Txn::new("x");
+        out.get(t).to_txn(self.replica(t), &mut txn);
+        txn.n_writes()
+    }
+
+    fn total_writes(&self, out: &Out) -> usize {
+        ALL_TARGETS
+            .into_iter()
+        .map(|t| self.writes(out, t))
+        .sum()
+    }
+
+    fn commit(&mut self, out: &Out) {
+        apply(&mut self.nb, &[&out.nb]);
+        apply(&mut self.sb, &[&out.sb]);
+        apply(&mut self.icnb, &[&out.icnb]);
+        apply(&mut self.icsb, &[&out.icsb, &out.icsb_locked]);
+    }
+
+    /// Run and commit; the real writes per target are counted before the commit.
+    fn step(&mut self, c: &Ctx, st: &mut PortBindingState) -> Ran {
+        let (out, logs) = self.run(c, st);
+        let writes = ALL_TARGETS
+            .into_iter()
+            .map(|t| (t, self.writes(&out, t)))
+            .collect();
+        self.commit(&out);
+        Ran { out, logs, writes }
+    }
+
+    /// A run on the committed state must change nothing.
+    fn assert_converged(&self, c: &Ctx, st: &mut PortBindingState) {
+        let (out, _) = self.run(c, st);
+        assert_eq!(self.total_writes(&out), 0, "not converged: {out:#?}");
+    }
+
+    /// Edit replica rows directly (an external change between runs).
+    fn edit(&mut self, db: Target, f: impl FnOnce(&mut Intents)) {
+        let mut i = Intents::new();
+        f(&mut i);
+        let rp = match db {
+            Target::Nb => &mut self.nb,
+            Target::Sb => &mut self.sb,
+            Target::IcNb => &mut self.icnb,
+            Target::IcSb | Target::IcSbLocked => &mut self.icsb,
+        };
+        apply(rp, &[&i]);
+    }
+
+    // Lookups on the committed state.
+    fn isb_pb(&self, port: &str) -> Option<&Row> {
+        self.icsb
+            .rows("Port_Binding")
+            .into_iter()
+            .find(|p| p.str("logical_port") == port)
+    }
+    fn isb_pbs(&self) -> Vec<&Row> {
+        self.icsb.rows("Port_Binding")
+    }
+    fn lsp(&self, name: &str) -> Option<&Row> {
+        self.nb
+            .rows("Logical_Switch_Port")
+            .into_iter()
+            .find(|p| p.str("name") == name)
+    }
+    fn lrp(&self, name: &str) -> Option<&Row> {
+        self.nb
+            .rows("Logical_Router_Port")
+            .into_iter()
+            .find(|p| p.str("name") == name)
+    }
+    fn ls_ports(&self, ls: u32) -> BTreeSet<String> {
+        let Some(row) = self.nb.get("Logical_Switch", uu(ls)) else {
+            return BTreeSet::new();
+        };
+        row.get("ports")
+            .uuids()
+            .filter_map(|p| self.nb.get("Logical_Switch_Port", p))
+            .map(|p| p.str("name").to_string())
+            .collect()
+    }
+    fn lr_ports(&self, lr: u32) -> BTreeSet<String> {
+        let Some(row) = self.nb.get("Logical_Router", uu(lr)) else {
+            return BTreeSet::new();
+        };
+        row.get("ports")
+            .uuids()
+            .filter_map(|p| self.nb.get("Logical_Router_Port", p))
+            .map(|p| p.str("name").to_string())
+            .collect()
+    }
+    fn has_pb_type(&self) -> bool {
+        self.icsb.has_column("Port_Binding", "type")
+    }
+    fn has_tsp(&self) -> bool {
+        self.icnb.has_table("Transit_Switch_Port")
+    }
+    fn has_tr(&self) -> bool {
+        self.icnb.has_table("Transit_Router") && self.has_pb_type()
+    }
+}
+
+fn smap(row: &Row, col: &str) -> BTreeMap<String, String> {
+    row.get(col)
+        .smap_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn strs(row: &Row, col: &str) -> Vec<String> {
+    row.get(col).strs().map(str::to_string).collect()
+}
+
+fn kv(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The messages logged at `level` with target `ovn_ic` (or `ovn_util`).
+fn msgs(logs: &Logged, level: tracing::Level) -> Vec<String> {
+    logs.iter()
+        .filter(|(l, t, _)| *l == level && (t == "ovn_ic" || t == "ovn_util"))
+        .map(|(_, _, m)| m.clone())
+        .collect()
+}
+
+fn logged(logs: &Logged, level: tracing::Level, msg: &str) -> bool {
+    msgs(logs, level).iter().any(|m| m == msg)
+}
+
+/// The column names and values of the single Port_Binding insert in `i`.
+fn pb_inserts(i: &Intents) -> Vec<BTreeMap<String, Datum>> {
+    i.table("Port_Binding")
+        .filter_map(|(_, ri)| match ri {
+            RowIntent::Insert(cols) => Some(cols.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn count(i: &Intents, table: &str, f: impl Fn(&RowIntent) -> bool) -> usize {
+    i.table(table).filter(|(_, ri)| f(ri)).count()
+}
+fn is_delete(ri: &RowIntent) -> bool {
+    matches!(ri, RowIntent::Delete)
+}
+fn is_insert(ri: &RowIntent) -> bool {
+    matches!(ri, RowIntent::Insert(_))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures.
+
+const MAC1: &str = "aa:aa:aa:aa:aa:01 169.254.100.1/24";
+const MAC2: &str = "bb:bb:bb:bb:bb:02 169.254.100.2/24";
+
+fn icnb_ts(names: &[(u32, &str)]) -> Value {
+    let rows: serde_json::Map<String, Value> = names
+        .iter()
+        .map(|(n, name)| (u(*n), json!({ "name": name })))
+        .collect();
+    json!({ "Transit_Switch": rows })
+}
+
+/// NB switch `ts1` (marker set) with `ports`.
+fn nb_ts1(ports: &[u32]) -> Value {
+    json!({"Logical_Switch": {u(LS1): {
+        "name": "ts1", "other_config": m(&[("interconn-ts", "ts1")]), "ports": rs(ports)}}})
+}
+
+/// NB: ts1 with the legacy router port lsp1 (→ lrp1 of lr1).
+fn legacy_router_nb() -> Value {
+    tables(&[
+        nb_ts1(&[LSP1]),
+        json!({
+            "Logical_Switch_Port": {u(LSP1): {"name": "lsp1", "type": "router",
+                "addresses": s(&["router"]), "options": m(&[("router-port", "lrp1")])}},
+            "Logical_Router": {u(LR1): {"name": "lr1", "ports": rs(&[LRP1])}},
+            "Logical_Router_Port": {u(LRP1): {"name": "lrp1", "mac": "aa:aa:aa:aa:aa:01",
+                "networks": s(&["169.254.100.1/24"])}},
+        }),
+    ])
+}
+
+/// SB as northd would make it for `legacy_router_nb`, lrp1 bound to gateway gw1 through cr-lrp1.
+fn legacy_router_sb(lr_dp: Value) -> Value {
+    json!({
+        "Chassis": {
+            u(CH_GW1): {"name": "gw1", "hostname": "gw1", "other_config": m(&[("is-interconn", "true")])},
+        },
+        "Datapath_Binding": {
+            u(DP_LS): {"tunnel_key": 1, "external_ids": m(&[("logical-switch", &u(LS1))])},
+            u(DP_LR): lr_dp,
+        },
+        "Port_Binding": {
+            u(SB_LSP1): {"logical_port": "lsp1", "datapath": r(DP_LS), "tunnel_key": 1,
+                "type": "patch", "options": m(&[("peer", "lrp1")])},
+            u(SB_LRP1): {"logical_port": "lrp1", "datapath": r(DP_LR), "tunnel_key": 1,
+                "type": "patch", "mac": s(&[MAC1]), "options": m(&[("peer", "lsp1")])},
+            u(SB_CR): {"logical_port": "cr-lrp1", "datapath": r(DP_LR), "tunnel_key": 2,
+                "type": "chassisredirect", "chassis": r(CH_GW1)},
+        },
+    })
+}
+
+fn lr_dp_ext() -> Value {
+    json!({"tunnel_key": 2, "external_ids": m(&[("logical-router", &u(LR1))])})
+}
+
+fn legacy_router_world() -> W {
+    W::new(
+        legacy_router_nb(),
+        legacy_router_sb(lr_dp_ext()),
+        icnb_ts(&[(TS1, "ts1")]),
+        isb(json!({})),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy local ports.
+
+#[test]
+fn legacy_router_port_published_then_key_written_next_run() {
+    let mut w = legacy_router_world();
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+
+    let ran = w.step(&c, &mut st);
+    let logs = &ran.logs;
+    // One binding through the unlocked session, nothing else.
+    let ins = pb_inserts(&ran.out.icsb);
+    assert_eq!(ins.len(), 1, "{:#?}", ran.out);
+    assert_eq!(ran.n(Target::IcSb), 1);
+    assert!(ran.out.icsb_locked.is_empty());
+    assert_eq!(ran.n(Target::Nb), 0, "NB key only on the next run");
+    assert_eq!(ran.n(Target::Sb), 0);
+    let mut want: BTreeSet<&str> = [
+        "availability_zone",
+        "transit_switch",
+        "logical_port",
+        "tunnel_key",
+        "address",
+        "gateway",
+        "external_ids",
+    ]
+    .into();
+    if w.has_pb_type() {
+        want.extend(["type", "nb_ic_uuid"]);
+    }
+    assert_eq!(ins[0].keys().map(String::as_str).collect::<BTreeSet<_>>(), want);
+    assert!(msgs(logs, tracing::Level::WARN).is_empty(), "{logs:?}");
+
+    let b = w.isb_pb("lsp1").expect("binding");
+    assert_eq!(b.uuid_of("availability_zone"), Some(uu(AZ1)));
+    assert_eq!(b.str("transit_switch"), "ts1");
+    assert_eq!(b.int("tunnel_key"), Some(1));
+    assert_eq!(b.str("address"), MAC1);
+    assert_eq!(b.str("gateway"), "gw1");
+    assert_eq!(smap(b, "external_ids"), kv(&[("router-id", &u(LR1))]));
+    if w.has_pb_type() {
+        assert_eq!(b.str("type"), TYPE_TS_PORT);
+        assert_eq!(b.uuid_of("nb_ic_uuid"), Some(uu(TS1)));
+    }
+    assert_eq!(
+        smap(w.lsp("lsp1").unwrap(), "options"),
+        kv(&[("router-port", "lrp1")])
+    );
+
+    // Run 2: the key reaches the NB, nothing else changes.
+    let ran = w.step(&c, &mut st);
+    let logs = &ran.logs;
+    assert_eq!((ran.n(Target::Nb), ran.total()), (1, 1));
+    assert!(
+        logged(
+            logs,
+            tracing::Level::DEBUG,
+            "Set options:requested-tnl-key 1 for lsp lsp1 in NB."
+        ),
+        "{logs:?}"
+    );
+    assert_eq!(
+        smap(w.lsp("lsp1").unwrap(), "options"),
+        kv(&[("router-port", "lrp1"), ("requested-tnl-key", "1")])
+    );
+    // Run 3: converged, and the DBG line is not repeated.
+    let (out, logs) = w.run(&c, &mut st);
+    assert_eq!(w.total_writes(&out), 0, "{out:#?}");
+    assert!(!logs.iter().any(|(_, _, m)| m.starts_with("Set options")));
+}
+
+#[test]
+fn legacy_router_id_from_sb_nb_uuid() {
+    let probe = legacy_router_world();
+    if !probe.sb.has_column("Datapath_Binding", "nb_uuid") {
+        return; // SB < 21.5: covered by the external_ids tests
+    }
+    let other = u(0x999);
+    // type and nb_uuid both set: nb_uuid wins over external_ids.
+    let dp = json!({"tunnel_key": 2, "type": "logical-router", "nb_uuid": r(LR1),
+        "external_ids": m(&[("logical-router", &other)])});
+    let mut w = W::new(
+        legacy_router_nb(),
+        legacy_router_sb(dp),
+        icnb_ts(&[(TS1, "ts1")]),
+        isb(json!({})),
+    );
+    let mut st = PortBindingState::default();
+    w.step(&ctx(false), &mut st);
+    assert_eq!(
+        w.isb_pb("lsp1").unwrap().smap_get("external_ids", "router-id"),
+        Some(u(LR1).as_str())
+    );
+    // nb_uuid without type: external_ids is used.
+    let dp = json!({"tunnel_key": 2, "nb_uuid": r(LR1),
+        "external_ids": m(&[("logical-router", &other)])});
+    let mut w = W::new(
+        legacy_router_nb(),
+        legacy_router_sb(dp),
+        icnb_ts(&[(TS1, "ts1")]),
+        isb(json!({})),
+    );
+    w.step(&ctx(false), &mut st);
+    assert_eq!(
+        w.isb_pb("lsp1").unwrap().smap_get("external_ids", "router-id"),
+        Some(other.as_str())
+    );
+}
+
+#[test]
+fn legacy_router_id_missing_warns_and_leaves_key_alone() {
+    let mut w = W::new(
+        legacy_router_nb(),
+        legacy_router_sb(json!({"tunnel_key": 2})),
+        icnb_ts(&[(TS1, "ts1")]),
+        isb(json!({})),
+    );
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    let ran = w.step(&c, &mut st);
+    let logs = &ran.logs;
+    let warn = "Can't get router uuid for transit switch port lsp1.";
+    assert!(logged(logs, tracing::Level::WARN, warn), "{logs:?}");
+    let b = w.isb_pb("lsp1").unwrap();
+    assert_eq!(b.str("address"), MAC1);
+    assert!(smap(b, "external_ids").is_empty());
+    // Existing unrelated keys are kept and no router-id appears on later runs.
+    let pbu = b.uuid();
+    w.edit(Target::IcSb, |i| {
+        i.update("Port_Binding", pbu, vec![("external_ids", Datum::smap([("k", "v")]))])
+    });
+    let ran = w.step(&c, &mut st);
+    assert!(logged(&ran.logs, tracing::Level::WARN, warn));
+    assert_eq!(ran.n(Target::IcSb), 0);
+    assert_eq!(smap(w.isb_pb("lsp1").unwrap(), "external_ids"), kv(&[("k", "v")]));
+}
+
+#[test]
+fn legacy_router_id_rewritten_when_different() {
+    let mut w = legacy_router_world();
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    w.step(&c, &mut st);
+    let pbu = w.isb_pb("lsp1").unwrap().uuid();
+    w.edit(Target::IcSb, |i| {
+        i.update(
+            "Port_Binding",
+            pbu,
+            vec![(
+                "external_ids",
+                Datum::smap([("router-id", "stale"), ("k", "v")]),
+            )],
+        )
+    });
+    w.step(&c, &mut st);
+    assert_eq!(
+        smap(w.isb_pb("lsp1").unwrap(), "external_ids"),
+        kv(&[("router-id", &u(LR1)), ("k", "v")])
+    );
+    w.assert_converged(&c, &mut st);
+}
+
+#[test]
+fn legacy_full_sync_address_and_gateway_follow_sb() {
+    let mut w = legacy_router_world();
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    w.step(&c, &mut st);
+    w.assert_converged(&c, &mut st);
+
+    // The gateway chassis goes away from cr-lrp1: gateway cleared (no fallback for routers).
+    w.edit(Target::Sb, |i| {
+        i.update("Port_Binding", uu(SB_CR), vec![("chassis", Datum::empty_set())])
+    });
+    w.step(&c, &mut st);
+    assert_eq!(w.isb_pb("lsp1").unwrap().str("gateway"), "");
+    w.assert_converged(&c, &mut st);
+
+    // The peer loses its mac: DBG and address cleared.
+    w.edit(Target::Sb, |i| {
+        i.update("Port_Binding", uu(SB_LRP1), vec![("mac", Datum::empty_set())])
+    });
+    let logs = w.step(&c, &mut st).logs;
+    assert!(logged(
+        &logs,
+        tracing::Level::DEBUG,
+        "Can't get router/switch port address for logical switch port lsp1"
+    ));
+    assert_eq!(w.isb_pb("lsp1").unwrap().str("address"), "");
+    w.assert_converged(&c, &mut st);
+
+    // Both come back.
+    w.edit(Target::Sb, |i| {
+        i.update("Port_Binding", uu(SB_LRP1), vec![("mac", Datum::scalar(MAC2))]);
+        i.update("Port_Binding", uu(SB_CR), vec![("chassis", Datum::scalar(uu(CH_GW1)))]);
+    });
+    w.step(&c, &mut st);
+    let b = w.isb_pb("lsp1").unwrap();
+    assert_eq!((b.str("address"), b.str("gateway")), (MAC2, "gw1"));
+    w.assert_converged(&c, &mut st);
+
+    // A wrong NB key is corrected with the DBG line.
+    w.edit(Target::Nb, |i| {
+        i.update(
+            "Logical_Switch_Port",
+            uu(LSP1),
+            vec![(
+                "options",
+                Datum::smap([("router-port", "lrp1"), ("requested-tnl-key", "9")]),
+            )],
+        )
+    });
+    let logs = w.step(&c, &mut st).logs;
+    assert!(logged(
+        &logs,
+        tracing::Level::DEBUG,
+        "Set options:requested-tnl-key 1 for lsp lsp1 in NB."
+    ));
+    assert_eq!(
+        w.lsp("lsp1").unwrap().smap_get("options", "requested-tnl-key"),
+        Some("1")
+    );
+    w.assert_converged(&c, &mut st);
+}
+
+/// Spine-leaf: a `switch` LSP publishes `unknown` and, from the second run on, the chassis its
+/// own SB binding is bound to; router-id is the leaf switch's UUID.
+#[test]
+fn legacy_switch_port_unknown_address_and_gateway_fallback() {
+    let nb = tables(&[
+        nb_ts1(&[LSP1]),
+        json!({"Logical_Switch_Port": {u(LSP1): {"name": "lsp1", "type": "switch"}}}),
+    ]);
+    let sb = json!({
+        "Chassis": {u(CH_HV1): {"name": "hv1", "hostname": "hv1"}},
+        "Datapath_Binding": {
+            u(DP_LS): {"tunnel_key": 1, "external_ids": m(&[("logical-switch", &u(LS1))])},
+            u(DP_LR): {"tunnel_key": 2, "external_ids": m(&[("logical-switch", &u(LS2))])},
+        },
+        "Port_Binding": {
+            u(SB_LSP1): {"logical_port": "lsp1", "datapath": r(DP_LS), "tunnel_key": 1,
+                "options": m(&[("peer", "leaf1")]), "chassis": r(CH_HV1)},
+            u(SB_LEAF): {"logical_port": "leaf1", "datapath": r(DP_LR), "tunnel_key": 1,
+                "options": m(&[("peer", "lsp1")])},
+        },
+    });
+    let mut w = W::new(nb, sb, icnb_ts(&[(TS1, "ts1")]), isb(json!({})));
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    let b = w.isb_pb("lsp1").unwrap();
+    assert_eq!(b.str("address"), "unknown");
+    assert_eq!(b.str("gateway"), "", "no switch fallback at creation");
+    assert_eq!(smap(b, "external_ids"), kv(&[("router-id", &u(LS2))]));
+    w.step(&c, &mut st);
+    let b = w.isb_pb("lsp1").unwrap();
+    assert_eq!(b.str("gateway"), "hv1");
+    assert_eq!(
+        w.lsp("lsp1").unwrap().smap_get("options", "requested-tnl-key"),
+        Some("1")
+    );
+    w.assert_converged(&c, &mut st);
+}
+
+#[test]
+fn legacy_port_without_sb_binding_loses_its_isb_binding_q9() {
+    let mut sb = legacy_router_sb(lr_dp_ext());
+    sb["Port_Binding"]
+        .as_object_mut()
+        .unwrap()
+        .remove(&u(SB_LSP1));
+    let mut w = W::new(
+        legacy_router_nb(),
+        sb,
+        icnb_ts(&[(TS1, "ts1")]),
+        isb(json!({u(PB1): pb(AZ1, "ts1", "lsp1", 1, json!({"address": MAC1}))})),
+    );
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    let ran = w.step(&c, &mut st);
+    assert!(w.isb_pb("lsp1").is_none());
+    assert_eq!((ran.n(Target::IcSb), ran.total()), (1, 1));
+    // Nothing is created until northd makes the SB binding.
+    w.assert_converged(&c, &mut st);
+    w.edit(Target::Sb, |i| {
+        let u2 = i.insert(
+            "Port_Binding",
+            vec![
+                ("logical_port", Datum::scalar("lsp1")),
+                ("datapath", Datum::scalar(uu(DP_LS))),
+                ("tunnel_key", Datum::scalar(1i64)),
+                ("options", Datum::smap([("peer", "lrp1")])),
+            ],
+        );
+        let _ = u2;
+    });
+    w.step(&c, &mut st);
+    assert_eq!(w.isb_pb("lsp1").unwrap().str("address"), MAC1);
+}
+
+#[test]
+fn missing_nb_switch_deletes_local_bindings_q8() {
+    let isb_rows = isb(json!({
+        u(PB1): pb(AZ1, "ts1", "lsp1", 1, json!({})),
+        u(PB2): pb(AZ2, "ts1", "rport", 2, json!({})),
+    }));
+    // No NB switch at all, then a switch of that name without the marker.
+    for nb in [
+        json!({}),
+        json!({"Logical_Switch": {u(LS1): {"name": "ts1"}}}),
+    ] {
+        let mut w = W::new(
+            nb,
+            legacy_router_sb(lr_dp_ext()),
+            icnb_ts(&[(TS1, "ts1")]),
+            isb_rows.clone(),
+        );
+        let mut st = PortBindingState::default();
+        let ran = w.step(&ctx(false), &mut st);
+        assert!(logged(
+            &ran.logs,
+            tracing::Level::DEBUG,
+            "Transit switch ts1 not found in NB."
+        ));
+        assert!(w.isb_pb("lsp1").is_none());
+        assert!(w.isb_pb("rport").is_some(), "other AZs' rows are not ours");
+        assert_eq!((ran.n(Target::IcSb), ran.total()), (1, 1));
+    }
+}
+
+#[test]
+fn ts_deleted_deletes_local_bindings() {
+    let mut w = legacy_router_world();
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    w.edit(Target::IcSb, |i| {
+        i.insert(
+            "Port_Binding",
+            vec![
+                ("availability_zone", Datum::scalar(uu(AZ2))),
+                ("transit_switch", Datum::scalar("ts1")),
+                ("logical_port", Datum::scalar("rport")),
+                ("tunnel_key", Datum::scalar(5i64)),
+            ],
+        );
+    });
+    w.edit(Target::IcNb, |i| i.delete("Transit_Switch", uu(TS1)));
+    w.step(&c, &mut st);
+    assert!(w.isb_pb("lsp1").is_none());
+    assert!(w.isb_pb("rport").is_some());
+    w.assert_converged(&c, &mut st);
+}
+
+#[test]
+fn other_lsp_types_are_ignored_with_dbg() {
+    let nb = tables(&[
+        nb_ts1(&[LSP1]),
+        json!({"Logical_Switch_Port": {u(LSP1): {"name": "vif1", "type": "localnet"}}}),
+    ]);
+    let w = W::new(nb, json!({}), icnb_ts(&[(TS1, "ts1")]), isb(json!({})));
+    let mut st = PortBindingState::default();
+    let (out, logs) = w.run(&ctx(true), &mut st);
+    assert!(logged(
+        &logs,
+        tracing::Level::DEBUG,
+        "Ignore lsp vif1 on ts ts1 with type localnet."
+    ));
+    assert_eq!(w.total_writes(&out), 0);
+}
