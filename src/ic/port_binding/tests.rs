@@ -341,6 +341,19 @@ impl W {
         apply(rp, &[&i]);
     }
 
+    /// Insert or replace a row with a chosen UUID (an external change between runs).
+    fn put(&mut self, db: Target, table: &str, n: u32, row: Value) {
+        let rp = match db {
+            Target::Nb => &mut self.nb,
+            Target::Sb => &mut self.sb,
+            Target::IcNb => &mut self.icnb,
+            Target::IcSb | Target::IcSbLocked => &mut self.icsb,
+        };
+        let upd = json!({ table: { u(n): { "new": row } } });
+        rp.apply_update1(&upd).expect("put");
+        rp.clear_changes();
+    }
+
     // Lookups on the committed state.
     fn isb_pb(&self, port: &str) -> Option<&Row> {
         self.icsb
@@ -799,18 +812,13 @@ fn legacy_port_without_sb_binding_loses_its_isb_binding_q9() {
     assert_eq!((ran.n(Target::IcSb), ran.total()), (1, 1));
     // Nothing is created until northd makes the SB binding.
     w.assert_converged(&c, &mut st);
-    w.edit(Target::Sb, |i| {
-        let u2 = i.insert(
-            "Port_Binding",
-            vec![
-                ("logical_port", Datum::scalar("lsp1")),
-                ("datapath", Datum::scalar(uu(DP_LS))),
-                ("tunnel_key", Datum::scalar(1i64)),
-                ("options", Datum::smap([("peer", "lrp1")])),
-            ],
-        );
-        let _ = u2;
-    });
+    w.put(
+        Target::Sb,
+        "Port_Binding",
+        SB_LSP1,
+        json!({"logical_port": "lsp1", "datapath": r(DP_LS), "tunnel_key": 1,
+            "options": m(&[("peer", "lrp1")])}),
+    );
     w.step(&c, &mut st);
     assert_eq!(w.isb_pb("lsp1").unwrap().str("address"), MAC1);
 }
@@ -851,17 +859,12 @@ fn ts_deleted_deletes_local_bindings() {
     let mut st = PortBindingState::default();
     let c = ctx(false);
     w.step(&c, &mut st);
-    w.edit(Target::IcSb, |i| {
-        i.insert(
-            "Port_Binding",
-            vec![
-                ("availability_zone", Datum::scalar(uu(AZ2))),
-                ("transit_switch", Datum::scalar("ts1")),
-                ("logical_port", Datum::scalar("rport")),
-                ("tunnel_key", Datum::scalar(5i64)),
-            ],
-        );
-    });
+    w.put(
+        Target::IcSb,
+        "Port_Binding",
+        PB2,
+        pb(AZ2, "ts1", "rport", 5, json!({})),
+    );
     w.edit(Target::IcNb, |i| i.delete("Transit_Switch", uu(TS1)));
     w.step(&c, &mut st);
     assert!(w.isb_pb("lsp1").is_none());
@@ -884,4 +887,910 @@ fn other_lsp_types_are_ignored_with_dbg() {
         "Ignore lsp vif1 on ts ts1 with type localnet."
     ));
     assert_eq!(w.total_writes(&out), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy remote ports.
+
+fn remote_world(gateway: &str) -> W {
+    W::new(
+        nb_ts1(&[]),
+        json!({
+            "Chassis": {u(CH_GW2): {"name": "gw2", "hostname": "gw2host",
+                "other_config": m(&[("is-remote", "true")])}},
+            "Datapath_Binding": {u(DP_LS): {"tunnel_key": 1}},
+        }),
+        icnb_ts(&[(TS1, "ts1")]),
+        isb(json!({u(PB2): pb(AZ2, "ts1", "rport", 7,
+            json!({"address": MAC2, "gateway": gateway}))})),
+    )
+}
+
+/// northd's SB binding for the remote LSP.
+fn add_sb_rport(w: &mut W, chassis: Option<u32>) {
+    let mut row = json!({"logical_port": "rport", "datapath": r(DP_LS), "tunnel_key": 7,
+        "type": "remote"});
+    if let Some(ch) = chassis {
+        row["chassis"] = r(ch);
+    }
+    w.put(Target::Sb, "Port_Binding", SB_RPORT, row);
+}
+
+#[test]
+fn legacy_remote_port_created_with_up_addresses_and_key() {
+    let mut w = remote_world("gw2");
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    let ran = w.step(&c, &mut st);
+    assert_eq!(ran.n(Target::IcSb) + ran.n(Target::IcSbLocked), 0);
+    let lsps: Vec<_> = ran
+        .out
+        .nb
+        .table("Logical_Switch_Port")
+        .filter_map(|(_, ri)| match ri {
+            RowIntent::Insert(cols) => Some(cols.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lsps.len(), 1);
+    let want: BTreeMap<String, Datum> = [
+        ("name", Datum::scalar("rport")),
+        ("type", Datum::scalar("remote")),
+        ("up", Datum::scalar(true)),
+        ("addresses", Datum::scalar(MAC2)),
+        ("options", Datum::smap([("requested-tnl-key", "7")])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(lsps[0], want);
+    assert_eq!(w.ls_ports(LS1), BTreeSet::from(["rport".to_string()]));
+    // No SB binding yet: nothing else to do.
+    w.assert_converged(&c, &mut st);
+
+    // northd creates the SB binding: ovn-ic binds it to the ISB gateway's chassis.
+    add_sb_rport(&mut w, None);
+    let ran = w.step(&c, &mut st);
+    assert_eq!((ran.n(Target::Sb), ran.total()), (1, 1));
+    assert_eq!(
+        w.sb.get("Port_Binding", uu(SB_RPORT)).unwrap().uuid_of("chassis"),
+        Some(uu(CH_GW2))
+    );
+    w.assert_converged(&c, &mut st);
+
+    // `up` is never re-asserted.
+    let lu = w.lsp("rport").unwrap().uuid();
+    w.edit(Target::Nb, |i| {
+        i.update("Logical_Switch_Port", lu, vec![("up", Datum::scalar(false))])
+    });
+    w.assert_converged(&c, &mut st);
+
+    // Address and key follow the ISB binding; an empty address empties `addresses`.
+    w.edit(Target::IcSb, |i| {
+        i.update(
+            "Port_Binding",
+            uu(PB2),
+            vec![("address", Datum::scalar("")), ("tunnel_key", Datum::scalar(9i64))],
+        )
+    });
+    w.step(&c, &mut st);
+    let l = w.lsp("rport").unwrap();
+    assert!(l.get("addresses").is_empty());
+    assert_eq!(smap(l, "options"), kv(&[("requested-tnl-key", "9")]));
+    assert_eq!(l.bool("up"), Some(false));
+    w.assert_converged(&c, &mut st);
+    w.edit(Target::IcSb, |i| {
+        i.update("Port_Binding", uu(PB2), vec![("address", Datum::scalar(MAC1))])
+    });
+    w.step(&c, &mut st);
+    assert_eq!(strs(w.lsp("rport").unwrap(), "addresses"), vec![MAC1]);
+    w.assert_converged(&c, &mut st);
+
+    // The binding disappears: the remote LSP goes, from `ports` too.
+    w.edit(Target::IcSb, |i| i.delete("Port_Binding", uu(PB2)));
+    let ran = w.step(&c, &mut st);
+    assert!(w.lsp("rport").is_none());
+    assert!(w.ls_ports(LS1).is_empty());
+    assert_eq!(
+        count(&ran.out.nb, "Logical_Switch_Port", is_delete),
+        1,
+        "{:#?}",
+        ran.out.nb
+    );
+    w.assert_converged(&c, &mut st);
+}
+
+#[test]
+fn legacy_remote_port_chassis_from_isb_gateway() {
+    let c = ctx(false);
+    // Already bound elsewhere (e.g. a stale chassis): rebound to gw2.
+    let mut w = remote_world("gw2");
+    let mut st = PortBindingState::default();
+    w.step(&c, &mut st);
+    w.put(
+        Target::Sb,
+        "Chassis",
+        CH_HV1,
+        json!({"name": "hv1", "hostname": "hv1"}),
+    );
+    add_sb_rport(&mut w, Some(CH_HV1));
+    w.step(&c, &mut st);
+    assert_eq!(
+        w.sb.get("Port_Binding", uu(SB_RPORT)).unwrap().uuid_of("chassis"),
+        Some(uu(CH_GW2))
+    );
+
+    // Gateway cleared in ISB: SB chassis cleared.
+    w.edit(Target::IcSb, |i| {
+        i.update("Port_Binding", uu(PB2), vec![("gateway", Datum::scalar(""))])
+    });
+    w.step(&c, &mut st);
+    assert_eq!(
+        w.sb.get("Port_Binding", uu(SB_RPORT)).unwrap().uuid_of("chassis"),
+        None
+    );
+    w.assert_converged(&c, &mut st);
+
+    // Gateway unknown in SB: DBG and no SB write.
+    w.edit(Target::IcSb, |i| {
+        i.update("Port_Binding", uu(PB2), vec![("gateway", Datum::scalar("gw3"))])
+    });
+    let ran = w.step(&c, &mut st);
+    assert!(logged(
+        &ran.logs,
+        tracing::Level::DEBUG,
+        "Chassis gw3 is not found in SB, syncing from ISB to SB skipped for logical port rport."
+    ));
+    assert_eq!(ran.total(), 0);
+
+    // requested-chassis (even empty) on the LSP: ovn-ic leaves the SB binding to northd.
+    w.edit(Target::IcSb, |i| {
+        i.update("Port_Binding", uu(PB2), vec![("gateway", Datum::scalar("gw2"))])
+    });
+    let lu = w.lsp("rport").unwrap().uuid();
+    w.edit(Target::Nb, |i| {
+        i.update(
+            "Logical_Switch_Port",
+            lu,
+            vec![(
+                "options",
+                Datum::smap([("requested-tnl-key", "7"), ("requested-chassis", "")]),
+            )],
+        )
+    });
+    let ran = w.step(&c, &mut st);
+    assert_eq!(ran.total(), 0, "{:#?}", ran.out);
+    assert_eq!(
+        w.sb.get("Port_Binding", uu(SB_RPORT)).unwrap().uuid_of("chassis"),
+        None
+    );
+}
+
+#[test]
+fn legacy_remote_lsp_without_binding_is_deleted() {
+    let nb = tables(&[
+        nb_ts1(&[RLSP]),
+        json!({"Logical_Switch_Port": {u(RLSP): {"name": "gone", "type": "remote"}}}),
+    ]);
+    let mut w = W::new(nb, json!({}), icnb_ts(&[(TS1, "ts1")]), isb(json!({})));
+    let mut st = PortBindingState::default();
+    w.step(&ctx(false), &mut st);
+    assert!(w.lsp("gone").is_none());
+    assert!(w.ls_ports(LS1).is_empty());
+    w.assert_converged(&ctx(false), &mut st);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Managed ports (Transit_Switch_Port).
+
+fn tsp_icnb(tsp: Value) -> Value {
+    json!({
+        "Transit_Switch": {u(TS1): {"name": "ts1", "ports": rs(&[TSP1])}},
+        "Transit_Switch_Port": {u(TSP1): tsp},
+    })
+}
+
+fn tsp_row(ty: &str, chassis: &str, peer: &str, addrs: &[&str]) -> Value {
+    json!({"name": "tsp1", "type": ty, "chassis": chassis, "peer": peer, "addresses": s(addrs)})
+}
+
+fn gw_sb() -> Value {
+    json!({"Chassis": {
+        u(CH_GW1): {"name": "gw-az1", "hostname": "gw-az1",
+            "other_config": m(&[("is-interconn", "true")])},
+        u(CH_GW2): {"name": "gw-az2", "hostname": "gw-az2",
+            "other_config": m(&[("is-remote", "true")])},
+    }})
+}
+
+/// A world with TSP `tsp`; None (test skipped) when the IC-NB schema has no TSPs.
+fn tsp_world(tsp: Value, isb_pbs: Value) -> Option<W> {
+    let w = W::new(nb_ts1(&[]), gw_sb(), tsp_icnb(tsp), isb(isb_pbs));
+    w.has_tsp().then_some(w)
+}
+
+fn lsp_peer(w: &W, name: &str) -> Option<String> {
+    if !w.nb.has_column("Logical_Switch_Port", "peer") {
+        return None;
+    }
+    w.lsp(name).and_then(|l| l.get("peer").strs().next().map(str::to_string))
+}
+
+/// Spec §4.6.6 test expectation: a router TSP bound to this AZ's gateway.
+#[test]
+fn tsp_local_chassis_router_then_plain() {
+    let Some(mut w) = tsp_world(tsp_row("router", "gw-az1", "lrp1", &[MAC1]), json!({})) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    let ran = w.step(&c, &mut st);
+    // Created through the unlocked session even by a non-leader.
+    assert!(ran.out.icsb_locked.is_empty());
+    assert_eq!(pb_inserts(&ran.out.icsb).len(), 1);
+    let b = w.isb_pb("tsp1").unwrap();
+    assert_eq!(b.uuid_of("availability_zone"), Some(uu(AZ1)));
+    assert_eq!(b.str("transit_switch"), "ts1");
+    assert_eq!(b.int("tunnel_key"), Some(1));
+    assert_eq!(b.str("type"), TYPE_TS_PORT);
+    assert_eq!(b.uuid_of("nb_ic_uuid"), Some(uu(TS1)));
+    assert_eq!(b.str("address"), MAC1);
+    assert_eq!(b.str("gateway"), "gw-az1");
+    assert!(smap(b, "external_ids").is_empty(), "no router-id for TSPs");
+
+    let l = w.lsp("tsp1").unwrap();
+    assert_eq!(l.str("type"), "router");
+    assert_eq!(strs(l, "addresses"), vec![MAC1]);
+    assert_eq!(
+        smap(l, "options"),
+        kv(&[
+            ("interconn-tsp", "tsp1"),
+            ("router-port", "lrp1"),
+            ("requested-chassis", "gw-az1"),
+            ("requested-tnl-key", "1"),
+        ])
+    );
+    assert_eq!(lsp_peer(&w, "tsp1"), None);
+    assert_eq!(w.ls_ports(LS1), BTreeSet::from(["tsp1".to_string()]));
+    w.assert_converged(&c, &mut st);
+
+    // Clearing the TSP type: plain LSP with `peer`, no router-port.
+    w.put(
+        Target::IcNb,
+        "Transit_Switch_Port",
+        TSP1,
+        tsp_row("", "gw-az1", "lrp1", &[MAC1]),
+    );
+    w.step(&c, &mut st);
+    let l = w.lsp("tsp1").unwrap();
+    assert_eq!(l.str("type"), "");
+    assert_eq!(
+        smap(l, "options"),
+        kv(&[
+            ("interconn-tsp", "tsp1"),
+            ("requested-chassis", "gw-az1"),
+            ("requested-tnl-key", "1"),
+        ])
+    );
+    if w.nb.has_column("Logical_Switch_Port", "peer") {
+        assert_eq!(lsp_peer(&w, "tsp1").as_deref(), Some("lrp1"));
+    }
+    w.assert_converged(&c, &mut st);
+
+    // Address change: ISB address follows (first of the sorted set, Q13), NB gets the set.
+    w.put(
+        Target::IcNb,
+        "Transit_Switch_Port",
+        TSP1,
+        tsp_row("", "gw-az1", "", &["unknown", "0a:00:00:00:00:01 10.0.0.1"]),
+    );
+    w.step(&c, &mut st);
+    assert_eq!(
+        w.isb_pb("tsp1").unwrap().str("address"),
+        "0a:00:00:00:00:01 10.0.0.1"
+    );
+    assert_eq!(
+        strs(w.lsp("tsp1").unwrap(), "addresses"),
+        vec!["0a:00:00:00:00:01 10.0.0.1", "unknown"]
+    );
+    assert_eq!(lsp_peer(&w, "tsp1"), None);
+    w.assert_converged(&c, &mut st);
+}
+
+#[test]
+fn tsp_without_chassis_leader_creates_through_locked_session() {
+    let Some(mut w) = tsp_world(tsp_row("router", "", "lrp1", &[MAC1]), json!({})) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    // A non-leader does nothing while no binding exists.
+    let (out, _) = w.run(&ctx(false), &mut st);
+    assert_eq!(w.total_writes(&out), 0, "{out:#?}");
+    assert_eq!(st, PortBindingState::default());
+
+    let c = ctx(true);
+    let ran = w.step(&c, &mut st);
+    assert!(pb_inserts(&ran.out.icsb).is_empty());
+    assert_eq!(pb_inserts(&ran.out.icsb_locked).len(), 1);
+    assert_eq!(ran.n(Target::IcSb), 0);
+    let b = w.isb_pb("tsp1").unwrap();
+    assert_eq!(b.uuid_of("availability_zone"), Some(uu(AZ1)));
+    assert_eq!(b.int("tunnel_key"), Some(1));
+    assert_eq!(b.str("type"), TYPE_TS_PORT);
+    assert_eq!(b.uuid_of("nb_ic_uuid"), Some(uu(TS1)));
+    assert_eq!((b.str("address"), b.str("gateway")), (MAC1, ""));
+    let l = w.lsp("tsp1").unwrap();
+    assert_eq!(l.str("type"), "router");
+    assert_eq!(
+        smap(l, "options"),
+        kv(&[
+            ("interconn-tsp", "tsp1"),
+            ("router-port", "lrp1"),
+            ("requested-tnl-key", "1"),
+        ])
+    );
+    w.assert_converged(&c, &mut st);
+    w.assert_converged(&ctx(false), &mut st);
+}
+
+/// Another AZ (the leader) owns the chassis-less TSP's binding: every AZ has a local-flavour LSP.
+#[test]
+fn tsp_without_chassis_binding_of_other_az() {
+    let Some(mut w) = tsp_world(
+        tsp_row("", "", "", &[MAC1]),
+        json!({u(PB2): pb(AZ2, "ts1", "tsp1", 4, json!({"type": TYPE_TS_PORT,
+            "nb_ic_uuid": r(TS1), "address": MAC1}))}),
+    ) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    let ran = w.step(&c, &mut st);
+    assert_eq!(ran.n(Target::IcSb) + ran.n(Target::IcSbLocked), 0);
+    let l = w.lsp("tsp1").unwrap();
+    assert_eq!(l.str("type"), "");
+    assert_eq!(
+        smap(l, "options"),
+        kv(&[("interconn-tsp", "tsp1"), ("requested-tnl-key", "4")])
+    );
+    // No legacy remote LSP besides it.
+    assert_eq!(w.ls_ports(LS1), BTreeSet::from(["tsp1".to_string()]));
+    w.assert_converged(&c, &mut st);
+
+    // The leader also syncs TSP→ISB into that binding.
+    w.put(
+        Target::IcNb,
+        "Transit_Switch_Port",
+        TSP1,
+        tsp_row("", "", "", &[MAC2]),
+    );
+    let ran = w.step(&ctx(true), &mut st);
+    assert!(pb_inserts(&ran.out.icsb_locked).is_empty());
+    assert_eq!(w.isb_pb("tsp1").unwrap().str("address"), MAC2);
+    assert_eq!(strs(w.lsp("tsp1").unwrap(), "addresses"), vec![MAC2]);
+    w.assert_converged(&ctx(true), &mut st);
+}
+
+#[test]
+fn tsp_remote_chassis_remote_flavour() {
+    for chassis in ["gw-az2", "gw-unknown"] {
+        let Some(mut w) = tsp_world(
+            tsp_row("router", chassis, "lrp2", &[MAC2]),
+            json!({u(PB2): pb(AZ2, "ts1", "tsp1", 5, json!({"type": TYPE_TS_PORT,
+                "nb_ic_uuid": r(TS1), "address": MAC2, "gateway": chassis}))}),
+        ) else {
+            return;
+        };
+        let mut st = PortBindingState::default();
+        let c = ctx(true);
+        let ran = w.step(&c, &mut st);
+        assert_eq!(ran.n(Target::IcSb) + ran.n(Target::IcSbLocked), 0);
+        let l = w.lsp("tsp1").unwrap();
+        assert_eq!(l.str("type"), "remote");
+        assert_eq!(strs(l, "addresses"), vec![MAC2]);
+        assert_eq!(
+            smap(l, "options"),
+            kv(&[
+                ("interconn-tsp", "tsp1"),
+                ("router-port", "lrp2"),
+                ("requested-chassis", chassis),
+                ("requested-tnl-key", "5"),
+            ])
+        );
+        assert_eq!(w.ls_ports(LS1), BTreeSet::from(["tsp1".to_string()]));
+        w.assert_converged(&c, &mut st);
+    }
+    // No binding yet: nothing at all.
+    let Some(w) = tsp_world(tsp_row("router", "gw-az2", "lrp2", &[MAC2]), json!({})) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let (out, _) = w.run(&ctx(true), &mut st);
+    assert_eq!(w.total_writes(&out), 0);
+}
+
+/// The TSP's chassis moves from this AZ to another one (spec §4.6.5).
+#[test]
+fn tsp_chassis_moves_away() {
+    let Some(mut w) = tsp_world(tsp_row("", "gw-az1", "", &[MAC1]), json!({})) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    assert!(w.isb_pb("tsp1").is_some());
+    w.put(
+        Target::IcNb,
+        "Transit_Switch_Port",
+        TSP1,
+        tsp_row("", "gw-az2", "", &[MAC1]),
+    );
+    // AZ1: no remote binding yet → its own binding and the managed LSP go.
+    w.step(&c, &mut st);
+    assert!(w.isb_pb("tsp1").is_none());
+    assert!(w.lsp("tsp1").is_none());
+    assert!(w.ls_ports(LS1).is_empty());
+    w.assert_converged(&c, &mut st);
+    // AZ2 publishes its binding → remote flavour here.
+    w.put(
+        Target::IcSb,
+        "Port_Binding",
+        PB2,
+        pb(AZ2, "ts1", "tsp1", 2, json!({"type": TYPE_TS_PORT, "gateway": "gw-az2"})),
+    );
+    w.step(&c, &mut st);
+    let l = w.lsp("tsp1").unwrap();
+    assert_eq!(l.str("type"), "remote");
+    assert_eq!(l.smap_get("options", "requested-tnl-key"), Some("2"));
+    w.assert_converged(&c, &mut st);
+}
+
+/// The TSP's chassis moves to this AZ while the old owner's binding still exists (Q16).
+#[test]
+fn tsp_chassis_moves_here_q16() {
+    let Some(mut w) = tsp_world(
+        tsp_row("", "gw-az1", "", &[MAC1]),
+        json!({u(PB2): pb(AZ2, "ts1", "tsp1", 3, json!({"type": TYPE_TS_PORT,
+            "gateway": "gw-az2"}))}),
+    ) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    let ran = w.step(&c, &mut st);
+    // Neither a duplicate binding nor a legacy remote LSP for the old owner's binding.
+    assert_eq!(ran.total(), 0, "{:#?}", ran.out);
+    // The old owner deletes its binding: now this AZ takes over.
+    w.edit(Target::IcSb, |i| i.delete("Port_Binding", uu(PB2)));
+    w.step(&c, &mut st);
+    let b = w.isb_pb("tsp1").unwrap();
+    assert_eq!(b.uuid_of("availability_zone"), Some(uu(AZ1)));
+    let l = w.lsp("tsp1").unwrap();
+    assert_eq!(l.str("type"), "");
+    assert_eq!(
+        l.smap_get("options", "requested-tnl-key"),
+        b.int("tunnel_key").map(|k| k.to_string()).as_deref()
+    );
+    w.assert_converged(&c, &mut st);
+}
+
+#[test]
+fn unmatched_managed_lsp_is_deleted() {
+    let Some(mut w) = tsp_world(tsp_row("", "gw-az1", "", &[MAC1]), json!({})) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    // A managed LSP without TSP (e.g. left over) next to the real one.
+    let tsp_lsp = w.lsp("tsp1").unwrap().uuid();
+    w.put(
+        Target::Nb,
+        "Logical_Switch_Port",
+        MLSP,
+        json!({"name": "old", "options": m(&[("interconn-tsp", "old")])}),
+    );
+    w.edit(Target::Nb, |i| {
+        i.update(
+            "Logical_Switch",
+            uu(LS1),
+            vec![("ports", Datum::set([tsp_lsp, uu(MLSP)].map(Into::into)))],
+        )
+    });
+    w.step(&c, &mut st);
+    assert!(w.lsp("old").is_none());
+    assert_eq!(w.ls_ports(LS1), BTreeSet::from(["tsp1".to_string()]));
+    w.assert_converged(&c, &mut st);
+
+    // The TSP is deleted: its LSP and its binding go.
+    w.edit(Target::IcNb, |i| {
+        i.update("Transit_Switch", uu(TS1), vec![("ports", Datum::empty_set())]);
+        i.delete("Transit_Switch_Port", uu(TSP1));
+    });
+    w.step(&c, &mut st);
+    assert!(w.lsp("tsp1").is_none());
+    assert!(w.isb_pb("tsp1").is_none());
+    assert!(w.ls_ports(LS1).is_empty());
+    w.assert_converged(&c, &mut st);
+}
+
+/// `transit port-bindings deletion upon TS deletion`.
+#[test]
+fn tsp_bindings_deleted_with_ts() {
+    let Some(mut w) = tsp_world(tsp_row("", "", "", &[MAC1]), json!({})) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let c = ctx(true);
+    w.step(&c, &mut st);
+    assert!(w.isb_pb("tsp1").is_some());
+    w.edit(Target::IcNb, |i| {
+        i.delete("Transit_Switch", uu(TS1));
+        i.delete("Transit_Switch_Port", uu(TSP1));
+    });
+    w.step(&c, &mut st);
+    assert!(w.isb_pb("tsp1").is_none());
+    w.assert_converged(&c, &mut st);
+}
+
+/// Legacy and managed ports coexist on one TS (`port sync`).
+#[test]
+fn legacy_and_managed_ports_coexist() {
+    let mut nb = legacy_router_nb();
+    nb["Logical_Switch"][u(LS1)]["ports"] = rs(&[LSP1]);
+    let w0 = W::new(
+        nb.clone(),
+        legacy_router_sb(lr_dp_ext()),
+        tsp_icnb(tsp_row("", "gw1", "", &[MAC2])),
+        isb(json!({u(PB2): pb(AZ2, "ts1", "rport", 7, json!({"address": MAC2}))})),
+    );
+    if !w0.has_tsp() {
+        return;
+    }
+    let mut w = w0;
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    w.step(&c, &mut st);
+    w.assert_converged(&c, &mut st);
+    let mut keys: Vec<(String, i64)> = w
+        .isb_pbs()
+        .iter()
+        .map(|b| (b.str("logical_port").to_string(), b.int("tunnel_key").unwrap()))
+        .collect();
+    keys.sort();
+    // The managed port is handled first; keys avoid the other AZ's 7.
+    assert_eq!(
+        keys,
+        vec![
+            ("lsp1".to_string(), 2),
+            ("rport".to_string(), 7),
+            ("tsp1".to_string(), 1)
+        ]
+    );
+    assert_eq!(
+        w.ls_ports(LS1),
+        ["lsp1", "rport", "tsp1"].map(String::from).into()
+    );
+    assert_eq!(w.lsp("rport").unwrap().str("type"), "remote");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transit routers.
+
+const TRMAC: &str = "00:00:00:00:10:01";
+
+fn trp_row(name: &str, mac: &str, chassis: &str, nets: &[&str]) -> Value {
+    json!({"name": name, "mac": mac, "chassis": chassis, "networks": s(nets), "tr_uuid": r(TR1)})
+}
+
+fn tr_world(trp: Value, nb_extra: Value, isb_pbs: Value) -> Option<W> {
+    let nb = tables(&[
+        json!({"Logical_Router": {u(NBTR): {"name": "tr1",
+            "options": m(&[("interconn-tr", "tr1")])}}}),
+        nb_extra,
+    ]);
+    let icnb = json!({
+        "Transit_Router": {u(TR1): {"name": "tr1", "ports": rs(&[TRP1])}},
+        "Transit_Router_Port": {u(TRP1): trp},
+    });
+    let w = W::new(nb, gw_sb(), icnb, isb(isb_pbs));
+    w.has_tr().then_some(w)
+}
+
+#[test]
+fn trp_local_chassis_binding_and_lrp() {
+    let Some(mut w) = tr_world(
+        trp_row("trp1", TRMAC, "gw-az1", &["10.0.0.1/24"]),
+        json!({}),
+        json!({}),
+    ) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    let ran = w.step(&c, &mut st);
+    let ins = pb_inserts(&ran.out.icsb);
+    assert_eq!(ins.len(), 1);
+    assert!(ran.out.icsb_locked.is_empty());
+    assert_eq!(
+        ins[0].keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            "availability_zone",
+            "transit_switch",
+            "logical_port",
+            "tunnel_key",
+            "type",
+            "nb_ic_uuid",
+            "address"
+        ]),
+        "no gateway for router ports"
+    );
+    let b = w.isb_pb("trp1").unwrap();
+    assert_eq!(b.uuid_of("availability_zone"), Some(uu(AZ1)));
+    assert_eq!(b.str("transit_switch"), "tr1");
+    assert_eq!(b.int("tunnel_key"), Some(1));
+    assert_eq!(b.str("type"), TYPE_TR_PORT);
+    assert_eq!(b.uuid_of("nb_ic_uuid"), Some(uu(TR1)));
+    assert_eq!((b.str("address"), b.str("gateway")), (TRMAC, ""));
+    assert!(logged(
+        &ran.logs,
+        tracing::Level::DEBUG,
+        "Set options:requested-tnl-key 1 for lrp trp1 in NB."
+    ));
+    let l = w.lrp("trp1").unwrap();
+    assert_eq!(l.str("mac"), TRMAC);
+    assert_eq!(strs(l, "networks"), vec!["10.0.0.1/24"]);
+    assert_eq!(
+        smap(l, "options"),
+        kv(&[
+            ("interconn-tr", "trp1"),
+            ("requested-chassis", "gw-az1"),
+            ("requested-tnl-key", "1"),
+        ])
+    );
+    assert_eq!(w.lr_ports(NBTR), BTreeSet::from(["trp1".to_string()]));
+    let (out, logs) = w.run(&c, &mut st);
+    assert_eq!(w.total_writes(&out), 0, "{out:#?}");
+    assert!(!logs.iter().any(|(_, _, m)| m.starts_with("Set options")));
+
+    // MAC / networks follow INB; the ISB address keeps the creation-time MAC (Q14).
+    w.put(
+        Target::IcNb,
+        "Transit_Router_Port",
+        TRP1,
+        trp_row("trp1", "00:00:00:00:10:02", "gw-az1", &["10.0.0.2/24", "fd00::2/64"]),
+    );
+    w.step(&c, &mut st);
+    let l = w.lrp("trp1").unwrap();
+    assert_eq!(l.str("mac"), "00:00:00:00:10:02");
+    assert_eq!(strs(l, "networks"), vec!["10.0.0.2/24", "fd00::2/64"]);
+    assert_eq!(w.isb_pb("trp1").unwrap().str("address"), TRMAC);
+    w.assert_converged(&c, &mut st);
+
+    // A wrong NB key is corrected.
+    let lu = w.lrp("trp1").unwrap().uuid();
+    w.edit(Target::Nb, |i| {
+        i.update(
+            "Logical_Router_Port",
+            lu,
+            vec![(
+                "options",
+                Datum::smap([
+                    ("interconn-tr", "trp1"),
+                    ("requested-chassis", "gw-az1"),
+                    ("requested-tnl-key", "3"),
+                    ("keep", "me"),
+                ]),
+            )],
+        )
+    });
+    let ran = w.step(&c, &mut st);
+    assert!(logged(
+        &ran.logs,
+        tracing::Level::DEBUG,
+        "Set options:requested-tnl-key 1 for lrp trp1 in NB."
+    ));
+    assert_eq!(
+        smap(w.lrp("trp1").unwrap(), "options"),
+        kv(&[
+            ("interconn-tr", "trp1"),
+            ("requested-chassis", "gw-az1"),
+            ("requested-tnl-key", "1"),
+            ("keep", "me"),
+        ])
+    );
+    w.assert_converged(&c, &mut st);
+}
+
+#[test]
+fn trp_remote_chassis_lrp_only_once_published() {
+    let Some(mut w) = tr_world(
+        trp_row("trp1", TRMAC, "gw-az2", &["10.0.0.1/24"]),
+        json!({}),
+        json!({}),
+    ) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let c = ctx(true);
+    let (out, _) = w.run(&c, &mut st);
+    assert_eq!(w.total_writes(&out), 0, "nothing until the owner publishes");
+    w.put(
+        Target::IcSb,
+        "Port_Binding",
+        PB2,
+        pb(AZ2, "tr1", "trp1", 4, json!({"type": TYPE_TR_PORT, "nb_ic_uuid": r(TR1),
+            "address": TRMAC})),
+    );
+    let ran = w.step(&c, &mut st);
+    assert_eq!(ran.n(Target::IcSb) + ran.n(Target::IcSbLocked), 0);
+    let l = w.lrp("trp1").unwrap();
+    assert_eq!(l.str("mac"), TRMAC);
+    assert_eq!(
+        smap(l, "options"),
+        kv(&[
+            ("interconn-tr", "trp1"),
+            ("requested-chassis", "gw-az2"),
+            ("requested-tnl-key", "4"),
+        ])
+    );
+    w.assert_converged(&c, &mut st);
+}
+
+/// Q7: a TRP without chassis is materialised nowhere.
+#[test]
+fn trp_without_chassis_nowhere() {
+    let Some(w) = tr_world(trp_row("trp1", TRMAC, "", &[]), json!({}), json!({})) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let (out, _) = w.run(&ctx(true), &mut st);
+    assert_eq!(w.total_writes(&out), 0);
+}
+
+/// `Transit router delete port` with the Q3 fix; CMS ports are never touched.
+#[test]
+fn trp_deleted_binding_and_lrp_deleted_q3() {
+    let Some(mut w) = tr_world(
+        trp_row("trp1", TRMAC, "gw-az1", &["10.0.0.1/24"]),
+        json!({"Logical_Router_Port": {u(CMSLRP): {"name": "cms", "mac": "00:00:00:00:00:99"}}}),
+        json!({}),
+    ) else {
+        return;
+    };
+    w.edit(Target::Nb, |i| {
+        i.update(
+            "Logical_Router",
+            uu(NBTR),
+            vec![("ports", Datum::scalar(uu(CMSLRP)))],
+        )
+    });
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    assert_eq!(w.lr_ports(NBTR), ["cms", "trp1"].map(String::from).into());
+    w.edit(Target::IcNb, |i| {
+        i.update("Transit_Router", uu(TR1), vec![("ports", Datum::empty_set())]);
+        i.delete("Transit_Router_Port", uu(TRP1));
+    });
+    w.step(&c, &mut st);
+    assert!(w.isb_pb("trp1").is_none(), "Q3 fix");
+    assert!(w.lrp("trp1").is_none());
+    assert_eq!(w.lr_ports(NBTR), BTreeSet::from(["cms".to_string()]));
+    assert!(w.lrp("cms").is_some());
+    w.assert_converged(&c, &mut st);
+}
+
+/// A stale managed LRP (no TRP) is deleted; the chassis moving away deletes the binding too.
+#[test]
+fn trp_chassis_moves_away() {
+    let Some(mut w) = tr_world(
+        trp_row("trp1", TRMAC, "gw-az1", &["10.0.0.1/24"]),
+        json!({"Logical_Router_Port": {u(MLRP): {"name": "stale",
+            "options": m(&[("interconn-tr", "stale")])}}}),
+        json!({}),
+    ) else {
+        return;
+    };
+    w.edit(Target::Nb, |i| {
+        i.update(
+            "Logical_Router",
+            uu(NBTR),
+            vec![("ports", Datum::scalar(uu(MLRP)))],
+        )
+    });
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    assert!(w.lrp("stale").is_none());
+    assert_eq!(w.lr_ports(NBTR), BTreeSet::from(["trp1".to_string()]));
+    w.put(
+        Target::IcNb,
+        "Transit_Router_Port",
+        TRP1,
+        trp_row("trp1", TRMAC, "gw-az2", &["10.0.0.1/24"]),
+    );
+    w.step(&c, &mut st);
+    assert!(w.isb_pb("trp1").is_none());
+    assert!(w.lrp("trp1").is_none());
+    w.assert_converged(&c, &mut st);
+}
+
+/// `Port binding deletion upon transit router deletion` and a missing NB router.
+#[test]
+fn tr_deleted_or_missing_in_nb() {
+    let Some(mut w) = tr_world(
+        trp_row("trp1", TRMAC, "gw-az1", &["10.0.0.1/24"]),
+        json!({}),
+        json!({u(PB2): pb(AZ2, "tr1", "trp2", 2, json!({"type": TYPE_TR_PORT}))}),
+    ) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    assert!(w.isb_pb("trp1").is_some());
+    // The NB router loses its marker: DBG, local router bindings deleted.
+    w.edit(Target::Nb, |i| {
+        i.update("Logical_Router", uu(NBTR), vec![("options", Datum::empty_map())])
+    });
+    let ran = w.step(&c, &mut st);
+    assert!(logged(
+        &ran.logs,
+        tracing::Level::DEBUG,
+        "Transit router tr1 not found in NB."
+    ));
+    assert!(w.isb_pb("trp1").is_none());
+    assert!(w.isb_pb("trp2").is_some());
+    // Back, then the TR is deleted in INB.
+    w.edit(Target::Nb, |i| {
+        i.update(
+            "Logical_Router",
+            uu(NBTR),
+            vec![("options", Datum::smap([("interconn-tr", "tr1")]))],
+        )
+    });
+    w.step(&c, &mut st);
+    assert!(w.isb_pb("trp1").is_some());
+    w.edit(Target::IcNb, |i| {
+        i.delete("Transit_Router", uu(TR1));
+        i.delete("Transit_Router_Port", uu(TRP1));
+    });
+    w.step(&c, &mut st);
+    assert!(w.isb_pb("trp1").is_none());
+    assert!(w.isb_pb("trp2").is_some());
+}
+
+/// Q11: a TS and a TR with the same name do not delete each other's bindings.
+#[test]
+fn ts_and_tr_with_the_same_name_q11() {
+    let nb = tables(&[
+        json!({
+            "Logical_Switch": {u(LS1): {"name": "x", "other_config": m(&[("interconn-ts", "x")]),
+                "ports": rs(&[LSP1])}},
+            "Logical_Switch_Port": {u(LSP1): {"name": "lsp1", "type": "router",
+                "options": m(&[("router-port", "lrp1")])}},
+            "Logical_Router": {u(NBTR): {"name": "x", "options": m(&[("interconn-tr", "x")])}},
+        }),
+    ]);
+    let icnb = json!({
+        "Transit_Switch": {u(TS1): {"name": "x"}},
+        "Transit_Router": {u(TR1): {"name": "x", "ports": rs(&[TRP1])}},
+        "Transit_Router_Port": {u(TRP1): trp_row("trp1", TRMAC, "gw1", &[])},
+    });
+    let sb = legacy_router_sb(lr_dp_ext());
+    let mut w = W::new(nb, sb, icnb, isb(json!({})));
+    if !w.has_tr() {
+        return;
+    }
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    w.step(&c, &mut st);
+    w.assert_converged(&c, &mut st);
+    let lsp1 = w.isb_pb("lsp1").unwrap();
+    let trp1 = w.isb_pb("trp1").unwrap();
+    assert_eq!((lsp1.str("transit_switch"), trp1.str("transit_switch")), ("x", "x"));
+    assert_ne!(lsp1.int("tunnel_key"), trp1.int("tunnel_key"));
 }
