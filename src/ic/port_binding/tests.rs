@@ -31,12 +31,10 @@ const TSP1: u32 = 0x110;
 const TSP2: u32 = 0x111;
 const TR1: u32 = 0x120;
 const TRP1: u32 = 0x130;
-const TRP2: u32 = 0x131;
 // NB
 const LS1: u32 = 0x200;
 const LS2: u32 = 0x201;
 const LSP1: u32 = 0x210;
-const LSP2: u32 = 0x211;
 const RLSP: u32 = 0x212;
 const MLSP: u32 = 0x213;
 const LR1: u32 = 0x220;
@@ -74,7 +72,10 @@ fn ctx(leader: bool) -> Ctx {
 
 // JSON builders in the wire encoding.
 fn m(pairs: &[(&str, &str)]) -> Value {
-    json!(["map", pairs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()])
+    json!([
+        "map",
+        pairs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()
+    ])
 }
 fn s(items: &[&str]) -> Value {
     json!(["set", items])
@@ -298,10 +299,7 @@ impl W {
     }
 
     fn total_writes(&self, out: &Out) -> usize {
-        ALL_TARGETS
-            .into_iter()
-        .map(|t| self.writes(out, t))
-        .sum()
+        ALL_TARGETS.into_iter().map(|t| self.writes(out, t)).sum()
     }
 
     fn commit(&mut self, out: &Out) {
@@ -453,9 +451,6 @@ fn count(i: &Intents, table: &str, f: impl Fn(&RowIntent) -> bool) -> usize {
 fn is_delete(ri: &RowIntent) -> bool {
     matches!(ri, RowIntent::Delete)
 }
-fn is_insert(ri: &RowIntent) -> bool {
-    matches!(ri, RowIntent::Insert(_))
-}
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
@@ -556,7 +551,10 @@ fn legacy_router_port_published_then_key_written_next_run() {
     if w.has_pb_type() {
         want.extend(["type", "nb_ic_uuid"]);
     }
-    assert_eq!(ins[0].keys().map(String::as_str).collect::<BTreeSet<_>>(), want);
+    assert_eq!(
+        ins[0].keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        want
+    );
     assert!(msgs(logs, tracing::Level::WARN).is_empty(), "{logs:?}");
 
     let b = w.isb_pb("lsp1").expect("binding");
@@ -616,7 +614,9 @@ fn legacy_router_id_from_sb_nb_uuid() {
     let mut st = PortBindingState::default();
     w.step(&ctx(false), &mut st);
     assert_eq!(
-        w.isb_pb("lsp1").unwrap().smap_get("external_ids", "router-id"),
+        w.isb_pb("lsp1")
+            .unwrap()
+            .smap_get("external_ids", "router-id"),
         Some(u(LR1).as_str())
     );
     // nb_uuid without type: external_ids is used.
@@ -630,7 +630,9 @@ fn legacy_router_id_from_sb_nb_uuid() {
     );
     w.step(&ctx(false), &mut st);
     assert_eq!(
-        w.isb_pb("lsp1").unwrap().smap_get("external_ids", "router-id"),
+        w.isb_pb("lsp1")
+            .unwrap()
+            .smap_get("external_ids", "router-id"),
         Some(other.as_str())
     );
 }
@@ -655,12 +657,19 @@ fn legacy_router_id_missing_warns_and_leaves_key_alone() {
     // Existing unrelated keys are kept and no router-id appears on later runs.
     let pbu = b.uuid();
     w.edit(Target::IcSb, |i| {
-        i.update("Port_Binding", pbu, vec![("external_ids", Datum::smap([("k", "v")]))])
+        i.update(
+            "Port_Binding",
+            pbu,
+            vec![("external_ids", Datum::smap([("k", "v")]))],
+        )
     });
     let ran = w.step(&c, &mut st);
     assert!(logged(&ran.logs, tracing::Level::WARN, warn));
     assert_eq!(ran.n(Target::IcSb), 0);
-    assert_eq!(smap(w.isb_pb("lsp1").unwrap(), "external_ids"), kv(&[("k", "v")]));
+    assert_eq!(
+        smap(w.isb_pb("lsp1").unwrap(), "external_ids"),
+        kv(&[("k", "v")])
+    );
 }
 
 #[test]
@@ -700,7 +709,11 @@ fn legacy_full_sync_address_and_gateway_follow_sb() {
 
     // The gateway chassis goes away from cr-lrp1: gateway cleared (no fallback for routers).
     w.edit(Target::Sb, |i| {
-        i.update("Port_Binding", uu(SB_CR), vec![("chassis", Datum::empty_set())])
+        i.update(
+            "Port_Binding",
+            uu(SB_CR),
+            vec![("chassis", Datum::empty_set())],
+        )
     });
     w.step(&c, &mut st);
     assert_eq!(w.isb_pb("lsp1").unwrap().str("gateway"), "");
@@ -708,7 +721,11 @@ fn legacy_full_sync_address_and_gateway_follow_sb() {
 
     // The peer loses its mac: DBG and address cleared.
     w.edit(Target::Sb, |i| {
-        i.update("Port_Binding", uu(SB_LRP1), vec![("mac", Datum::empty_set())])
+        i.update(
+            "Port_Binding",
+            uu(SB_LRP1),
+            vec![("mac", Datum::empty_set())],
+        )
     });
     let logs = w.step(&c, &mut st).logs;
     assert!(logged(
@@ -721,8 +738,16 @@ fn legacy_full_sync_address_and_gateway_follow_sb() {
 
     // Both come back.
     w.edit(Target::Sb, |i| {
-        i.update("Port_Binding", uu(SB_LRP1), vec![("mac", Datum::scalar(MAC2))]);
-        i.update("Port_Binding", uu(SB_CR), vec![("chassis", Datum::scalar(uu(CH_GW1)))]);
+        i.update(
+            "Port_Binding",
+            uu(SB_LRP1),
+            vec![("mac", Datum::scalar(MAC2))],
+        );
+        i.update(
+            "Port_Binding",
+            uu(SB_CR),
+            vec![("chassis", Datum::scalar(uu(CH_GW1)))],
+        );
     });
     w.step(&c, &mut st);
     let b = w.isb_pb("lsp1").unwrap();
@@ -747,7 +772,9 @@ fn legacy_full_sync_address_and_gateway_follow_sb() {
         "Set options:requested-tnl-key 1 for lsp lsp1 in NB."
     ));
     assert_eq!(
-        w.lsp("lsp1").unwrap().smap_get("options", "requested-tnl-key"),
+        w.lsp("lsp1")
+            .unwrap()
+            .smap_get("options", "requested-tnl-key"),
         Some("1")
     );
     w.assert_converged(&c, &mut st);
@@ -786,7 +813,9 @@ fn legacy_switch_port_unknown_address_and_gateway_fallback() {
     let b = w.isb_pb("lsp1").unwrap();
     assert_eq!(b.str("gateway"), "hv1");
     assert_eq!(
-        w.lsp("lsp1").unwrap().smap_get("options", "requested-tnl-key"),
+        w.lsp("lsp1")
+            .unwrap()
+            .smap_get("options", "requested-tnl-key"),
         Some("1")
     );
     w.assert_converged(&c, &mut st);
@@ -953,7 +982,9 @@ fn legacy_remote_port_created_with_up_addresses_and_key() {
     let ran = w.step(&c, &mut st);
     assert_eq!((ran.n(Target::Sb), ran.total()), (1, 1));
     assert_eq!(
-        w.sb.get("Port_Binding", uu(SB_RPORT)).unwrap().uuid_of("chassis"),
+        w.sb.get("Port_Binding", uu(SB_RPORT))
+            .unwrap()
+            .uuid_of("chassis"),
         Some(uu(CH_GW2))
     );
     w.assert_converged(&c, &mut st);
@@ -961,7 +992,11 @@ fn legacy_remote_port_created_with_up_addresses_and_key() {
     // `up` is never re-asserted.
     let lu = w.lsp("rport").unwrap().uuid();
     w.edit(Target::Nb, |i| {
-        i.update("Logical_Switch_Port", lu, vec![("up", Datum::scalar(false))])
+        i.update(
+            "Logical_Switch_Port",
+            lu,
+            vec![("up", Datum::scalar(false))],
+        )
     });
     w.assert_converged(&c, &mut st);
 
@@ -970,7 +1005,10 @@ fn legacy_remote_port_created_with_up_addresses_and_key() {
         i.update(
             "Port_Binding",
             uu(PB2),
-            vec![("address", Datum::scalar("")), ("tunnel_key", Datum::scalar(9i64))],
+            vec![
+                ("address", Datum::scalar("")),
+                ("tunnel_key", Datum::scalar(9i64)),
+            ],
         )
     });
     w.step(&c, &mut st);
@@ -980,7 +1018,11 @@ fn legacy_remote_port_created_with_up_addresses_and_key() {
     assert_eq!(l.bool("up"), Some(false));
     w.assert_converged(&c, &mut st);
     w.edit(Target::IcSb, |i| {
-        i.update("Port_Binding", uu(PB2), vec![("address", Datum::scalar(MAC1))])
+        i.update(
+            "Port_Binding",
+            uu(PB2),
+            vec![("address", Datum::scalar(MAC1))],
+        )
     });
     w.step(&c, &mut st);
     assert_eq!(strs(w.lsp("rport").unwrap(), "addresses"), vec![MAC1]);
@@ -1016,24 +1058,36 @@ fn legacy_remote_port_chassis_from_isb_gateway() {
     add_sb_rport(&mut w, Some(CH_HV1));
     w.step(&c, &mut st);
     assert_eq!(
-        w.sb.get("Port_Binding", uu(SB_RPORT)).unwrap().uuid_of("chassis"),
+        w.sb.get("Port_Binding", uu(SB_RPORT))
+            .unwrap()
+            .uuid_of("chassis"),
         Some(uu(CH_GW2))
     );
 
     // Gateway cleared in ISB: SB chassis cleared.
     w.edit(Target::IcSb, |i| {
-        i.update("Port_Binding", uu(PB2), vec![("gateway", Datum::scalar(""))])
+        i.update(
+            "Port_Binding",
+            uu(PB2),
+            vec![("gateway", Datum::scalar(""))],
+        )
     });
     w.step(&c, &mut st);
     assert_eq!(
-        w.sb.get("Port_Binding", uu(SB_RPORT)).unwrap().uuid_of("chassis"),
+        w.sb.get("Port_Binding", uu(SB_RPORT))
+            .unwrap()
+            .uuid_of("chassis"),
         None
     );
     w.assert_converged(&c, &mut st);
 
     // Gateway unknown in SB: DBG and no SB write.
     w.edit(Target::IcSb, |i| {
-        i.update("Port_Binding", uu(PB2), vec![("gateway", Datum::scalar("gw3"))])
+        i.update(
+            "Port_Binding",
+            uu(PB2),
+            vec![("gateway", Datum::scalar("gw3"))],
+        )
     });
     let ran = w.step(&c, &mut st);
     assert!(logged(
@@ -1045,7 +1099,11 @@ fn legacy_remote_port_chassis_from_isb_gateway() {
 
     // requested-chassis (even empty) on the LSP: ovn-ic leaves the SB binding to northd.
     w.edit(Target::IcSb, |i| {
-        i.update("Port_Binding", uu(PB2), vec![("gateway", Datum::scalar("gw2"))])
+        i.update(
+            "Port_Binding",
+            uu(PB2),
+            vec![("gateway", Datum::scalar("gw2"))],
+        )
     });
     let lu = w.lsp("rport").unwrap().uuid();
     w.edit(Target::Nb, |i| {
@@ -1061,7 +1119,9 @@ fn legacy_remote_port_chassis_from_isb_gateway() {
     let ran = w.step(&c, &mut st);
     assert_eq!(ran.total(), 0, "{:#?}", ran.out);
     assert_eq!(
-        w.sb.get("Port_Binding", uu(SB_RPORT)).unwrap().uuid_of("chassis"),
+        w.sb.get("Port_Binding", uu(SB_RPORT))
+            .unwrap()
+            .uuid_of("chassis"),
         None
     );
 }
@@ -1113,7 +1173,8 @@ fn lsp_peer(w: &W, name: &str) -> Option<String> {
     if !w.nb.has_column("Logical_Switch_Port", "peer") {
         return None;
     }
-    w.lsp(name).and_then(|l| l.get("peer").strs().next().map(str::to_string))
+    w.lsp(name)
+        .and_then(|l| l.get("peer").strs().next().map(str::to_string))
 }
 
 /// Spec §4.6.6 test expectation: a router TSP bound to this AZ's gateway.
@@ -1336,7 +1397,13 @@ fn tsp_chassis_moves_away() {
         Target::IcSb,
         "Port_Binding",
         PB2,
-        pb(AZ2, "ts1", "tsp1", 2, json!({"type": TYPE_TS_PORT, "gateway": "gw-az2"})),
+        pb(
+            AZ2,
+            "ts1",
+            "tsp1",
+            2,
+            json!({"type": TYPE_TS_PORT, "gateway": "gw-az2"}),
+        ),
     );
     w.step(&c, &mut st);
     let l = w.lsp("tsp1").unwrap();
@@ -1404,7 +1471,11 @@ fn unmatched_managed_lsp_is_deleted() {
 
     // The TSP is deleted: its LSP and its binding go.
     w.edit(Target::IcNb, |i| {
-        i.update("Transit_Switch", uu(TS1), vec![("ports", Datum::empty_set())]);
+        i.update(
+            "Transit_Switch",
+            uu(TS1),
+            vec![("ports", Datum::empty_set())],
+        );
         i.delete("Transit_Switch_Port", uu(TSP1));
     });
     w.step(&c, &mut st);
@@ -1456,7 +1527,12 @@ fn legacy_and_managed_ports_coexist() {
     let mut keys: Vec<(String, i64)> = w
         .isb_pbs()
         .iter()
-        .map(|b| (b.str("logical_port").to_string(), b.int("tunnel_key").unwrap()))
+        .map(|b| {
+            (
+                b.str("logical_port").to_string(),
+                b.int("tunnel_key").unwrap(),
+            )
+        })
         .collect();
     keys.sort();
     // The managed port is handled first; keys avoid the other AZ's 7.
@@ -1559,7 +1635,12 @@ fn trp_local_chassis_binding_and_lrp() {
         Target::IcNb,
         "Transit_Router_Port",
         TRP1,
-        trp_row("trp1", "00:00:00:00:10:02", "gw-az1", &["10.0.0.2/24", "fd00::2/64"]),
+        trp_row(
+            "trp1",
+            "00:00:00:00:10:02",
+            "gw-az1",
+            &["10.0.0.2/24", "fd00::2/64"],
+        ),
     );
     w.step(&c, &mut st);
     let l = w.lrp("trp1").unwrap();
@@ -1620,8 +1701,14 @@ fn trp_remote_chassis_lrp_only_once_published() {
         Target::IcSb,
         "Port_Binding",
         PB2,
-        pb(AZ2, "tr1", "trp1", 4, json!({"type": TYPE_TR_PORT, "nb_ic_uuid": r(TR1),
-            "address": TRMAC})),
+        pb(
+            AZ2,
+            "tr1",
+            "trp1",
+            4,
+            json!({"type": TYPE_TR_PORT, "nb_ic_uuid": r(TR1),
+            "address": TRMAC}),
+        ),
     );
     let ran = w.step(&c, &mut st);
     assert_eq!(ran.n(Target::IcSb) + ran.n(Target::IcSbLocked), 0);
@@ -1671,7 +1758,11 @@ fn trp_deleted_binding_and_lrp_deleted_q3() {
     w.step(&c, &mut st);
     assert_eq!(w.lr_ports(NBTR), ["cms", "trp1"].map(String::from).into());
     w.edit(Target::IcNb, |i| {
-        i.update("Transit_Router", uu(TR1), vec![("ports", Datum::empty_set())]);
+        i.update(
+            "Transit_Router",
+            uu(TR1),
+            vec![("ports", Datum::empty_set())],
+        );
         i.delete("Transit_Router_Port", uu(TRP1));
     });
     w.step(&c, &mut st);
@@ -1733,7 +1824,11 @@ fn tr_deleted_or_missing_in_nb() {
     assert!(w.isb_pb("trp1").is_some());
     // The NB router loses its marker: DBG, local router bindings deleted.
     w.edit(Target::Nb, |i| {
-        i.update("Logical_Router", uu(NBTR), vec![("options", Datum::empty_map())])
+        i.update(
+            "Logical_Router",
+            uu(NBTR),
+            vec![("options", Datum::empty_map())],
+        )
     });
     let ran = w.step(&c, &mut st);
     assert!(logged(
@@ -1765,15 +1860,13 @@ fn tr_deleted_or_missing_in_nb() {
 /// Q11: a TS and a TR with the same name do not delete each other's bindings.
 #[test]
 fn ts_and_tr_with_the_same_name_q11() {
-    let nb = tables(&[
-        json!({
-            "Logical_Switch": {u(LS1): {"name": "x", "other_config": m(&[("interconn-ts", "x")]),
-                "ports": rs(&[LSP1])}},
-            "Logical_Switch_Port": {u(LSP1): {"name": "lsp1", "type": "router",
-                "options": m(&[("router-port", "lrp1")])}},
-            "Logical_Router": {u(NBTR): {"name": "x", "options": m(&[("interconn-tr", "x")])}},
-        }),
-    ]);
+    let nb = tables(&[json!({
+        "Logical_Switch": {u(LS1): {"name": "x", "other_config": m(&[("interconn-ts", "x")]),
+            "ports": rs(&[LSP1])}},
+        "Logical_Switch_Port": {u(LSP1): {"name": "lsp1", "type": "router",
+            "options": m(&[("router-port", "lrp1")])}},
+        "Logical_Router": {u(NBTR): {"name": "x", "options": m(&[("interconn-tr", "x")])}},
+    })]);
     let icnb = json!({
         "Transit_Switch": {u(TS1): {"name": "x"}},
         "Transit_Router": {u(TR1): {"name": "x", "ports": rs(&[TRP1])}},
@@ -1791,6 +1884,679 @@ fn ts_and_tr_with_the_same_name_q11() {
     w.assert_converged(&c, &mut st);
     let lsp1 = w.isb_pb("lsp1").unwrap();
     let trp1 = w.isb_pb("trp1").unwrap();
-    assert_eq!((lsp1.str("transit_switch"), trp1.str("transit_switch")), ("x", "x"));
+    assert_eq!(
+        (lsp1.str("transit_switch"), trp1.str("transit_switch")),
+        ("x", "x")
+    );
     assert_ne!(lsp1.int("tunnel_key"), trp1.int("tunnel_key"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Port key allocation (§4.6.6).
+
+/// NB switch `ts1` with legacy `switch` LSPs `names`, each with its SB binding bound to hv1.
+fn switch_ports(names: &[&str]) -> (Value, Value) {
+    let mut lsps = serde_json::Map::new();
+    let mut pbs = serde_json::Map::new();
+    for (i, n) in names.iter().enumerate() {
+        let i = i as u32;
+        lsps.insert(u(0x1000 + i), json!({"name": n, "type": "switch"}));
+        pbs.insert(
+            u(0x2000 + i),
+            json!({"logical_port": n, "datapath": r(DP_LS), "tunnel_key": i + 1,
+                "chassis": r(CH_HV1)}),
+        );
+    }
+    let ids: Vec<u32> = (0..names.len() as u32).map(|i| 0x1000 + i).collect();
+    let nb = tables(&[nb_ts1(&ids), json!({ "Logical_Switch_Port": lsps })]);
+    let sb = json!({
+        "Chassis": {u(CH_HV1): {"name": "hv1", "hostname": "hv1"}},
+        "Datapath_Binding": {u(DP_LS): {"tunnel_key": 1}},
+        "Port_Binding": pbs,
+    });
+    (nb, sb)
+}
+
+fn key_of(w: &W, port: &str) -> Option<i64> {
+    w.isb_pb(port).and_then(|b| b.int("tunnel_key"))
+}
+
+#[test]
+fn keys_start_at_one_and_are_not_reused_while_running() {
+    let (nb, sb) = switch_ports(&["a", "b"]);
+    let mut w = W::new(nb, sb, icnb_ts(&[(TS1, "ts1")]), isb(json!({})));
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    assert_eq!((key_of(&w, "a"), key_of(&w, "b")), (Some(1), Some(2)));
+    assert_eq!(st.hint, 2);
+    // b goes away, c comes: key 3 (the hint keeps increasing).
+    w.edit(Target::Nb, |i| {
+        i.update(
+            "Logical_Switch",
+            uu(LS1),
+            vec![(
+                "ports",
+                Datum::set([uu(0x1000), uu(0x1002)].map(Into::into)),
+            )],
+        );
+        i.delete("Logical_Switch_Port", uu(0x1001));
+    });
+    w.put(
+        Target::Nb,
+        "Logical_Switch_Port",
+        0x1002,
+        json!({"name": "c", "type": "switch"}),
+    );
+    w.put(
+        Target::Sb,
+        "Port_Binding",
+        0x2002,
+        json!({"logical_port": "c", "datapath": r(DP_LS), "tunnel_key": 3}),
+    );
+    w.step(&c, &mut st);
+    assert_eq!(key_of(&w, "b"), None);
+    assert_eq!(key_of(&w, "c"), Some(3));
+    // A restarted process starts from 0 again and takes the lowest free key.
+    let mut fresh = PortBindingState::default();
+    w.put(
+        Target::Nb,
+        "Logical_Switch_Port",
+        0x1003,
+        json!({"name": "d", "type": "switch"}),
+    );
+    w.edit(Target::Nb, |i| {
+        i.update(
+            "Logical_Switch",
+            uu(LS1),
+            vec![(
+                "ports",
+                Datum::set([uu(0x1000), uu(0x1002), uu(0x1003)].map(Into::into)),
+            )],
+        )
+    });
+    w.put(
+        Target::Sb,
+        "Port_Binding",
+        0x2003,
+        json!({"logical_port": "d", "datapath": r(DP_LS), "tunnel_key": 4}),
+    );
+    w.step(&c, &mut fresh);
+    assert_eq!(key_of(&w, "d"), Some(2));
+    w.step(&c, &mut fresh);
+    w.assert_converged(&c, &mut fresh);
+}
+
+/// Q2 fix: the used set is per TS and covers every AZ's bindings on it (and keys allocated
+/// earlier in the same run).
+#[test]
+fn keys_per_ts_across_azs_q2() {
+    let (nb, sb) = switch_ports(&["a", "b"]);
+    let mut w = W::new(
+        nb,
+        sb,
+        icnb_ts(&[(TS1, "ts1"), (TS2, "ts2")]),
+        isb(json!({
+            u(PB1): pb(AZ2, "ts1", "r1", 1, json!({})),
+            u(PB2): pb(AZ2, "ts2", "r2", 2, json!({})),
+            u(PB3): pb(AZ2, "ts2", "r3", 3, json!({})),
+        })),
+    );
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    // 1 is taken on ts1 by az2; 2 and 3 only on ts2.
+    assert_eq!((key_of(&w, "a"), key_of(&w, "b")), (Some(2), Some(3)));
+
+    // Wrap-around within one run: 32767, then 1 is taken, so 4.
+    let (nb, sb) = switch_ports(&["a", "b"]);
+    let mut w = W::new(
+        nb,
+        sb,
+        icnb_ts(&[(TS1, "ts1")]),
+        isb(json!({
+            u(PB1): pb(AZ2, "ts1", "r1", 1, json!({})),
+            u(PB2): pb(AZ2, "ts1", "r2", 2, json!({})),
+            u(PB3): pb(AZ1, "ts1", "gone", 3, json!({})),
+        })),
+    );
+    let mut st = PortBindingState {
+        hint: PORT_KEY_MAX - 1,
+    };
+    w.step(&c, &mut st);
+    assert_eq!(key_of(&w, "a"), Some(PORT_KEY_MAX));
+    assert_eq!(
+        key_of(&w, "b"),
+        Some(4),
+        "the key of a binding deleted in the same run is not reused"
+    );
+    assert!(w.isb_pb("gone").is_none());
+}
+
+/// Every key of a TS/TR taken: each path skips its port with the WARN, nothing is written.
+#[test]
+fn key_exhaustion_skips_ports() {
+    let probe = W::new(json!({}), json!({}), json!({}), json!({}));
+    if !probe.has_tsp() || !probe.has_tr() {
+        return; // the filler rows need Port_Binding.type
+    }
+    let mut pbs = serde_json::Map::new();
+    for k in 1..=PORT_KEY_MAX {
+        // Router-port bindings on "ts1" and switch-port bindings on "tr1": they take the keys
+        // without being anyone's port on that TS/TR.
+        pbs.insert(
+            format!("10000000-0000-0000-0000-{k:012x}"),
+            pb(
+                AZ2,
+                "ts1",
+                &format!("f{k}"),
+                k,
+                json!({"type": TYPE_TR_PORT}),
+            ),
+        );
+        pbs.insert(
+            format!("20000000-0000-0000-0000-{k:012x}"),
+            pb(AZ2, "tr1", &format!("g{k}"), k, json!({})),
+        );
+    }
+    let mut nb = legacy_router_nb();
+    nb = tables(&[
+        nb,
+        json!({"Logical_Router": {u(NBTR): {"name": "tr1",
+            "options": m(&[("interconn-tr", "tr1")])}}}),
+    ]);
+    let mut sb = legacy_router_sb(lr_dp_ext());
+    sb["Chassis"] = gw_sb()["Chassis"].clone();
+    sb["Chassis"][u(CH_GW1)]["name"] = json!("gw1");
+    let icnb = json!({
+        "Transit_Switch": {u(TS1): {"name": "ts1", "ports": rs(&[TSP1, TSP2])}},
+        "Transit_Switch_Port": {
+            u(TSP1): tsp_row("", "gw1", "", &[MAC1]),
+            u(TSP2): {"name": "tsp2", "chassis": ""},
+        },
+        "Transit_Router": {u(TR1): {"name": "tr1", "ports": rs(&[TRP1])}},
+        "Transit_Router_Port": {u(TRP1): trp_row("trp1", TRMAC, "gw1", &[])},
+    });
+    let w = W::new(nb, sb, icnb, isb(Value::Object(pbs)));
+    let mut st = PortBindingState::default();
+    let (out, logs) = w.run(&ctx(true), &mut st);
+    assert_eq!(w.total_writes(&out), 0, "{out:#?}");
+    let warns: Vec<_> = logs
+        .iter()
+        .filter(|(l, t, m)| {
+            *l == tracing::Level::WARN
+                && t == "ovn_util"
+                && m == "all transit port tunnel ids exhausted"
+        })
+        .collect();
+    // lsp1 (legacy), tsp1 (local chassis), tsp2 (leader, no chassis), trp1.
+    assert_eq!(warns.len(), 4, "{logs:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q15 and schema tolerance (§6.2).
+
+/// Upstream's inverted re-assert: rows without `type`/`nb_ic_uuid` are not back-filled, a stale
+/// `nb_ic_uuid` is rewritten.
+#[test]
+fn legacy_type_and_nb_ic_uuid_reassert_q15() {
+    let probe = legacy_router_world();
+    if !probe.has_pb_type() {
+        return;
+    }
+    let synced = json!({"address": MAC1, "gateway": "gw1",
+        "external_ids": m(&[("router-id", &u(LR1))])});
+    let mk = |extra: Value| {
+        let mut row = pb(AZ1, "ts1", "lsp1", 1, synced.clone());
+        for (k, v) in extra.as_object().unwrap() {
+            row[k] = v.clone();
+        }
+        W::new(
+            legacy_router_nb(),
+            legacy_router_sb(lr_dp_ext()),
+            icnb_ts(&[(TS1, "ts1")]),
+            isb(json!({ u(PB1): row })),
+        )
+    };
+    let mut st = PortBindingState { hint: 1 };
+    // Pre-26.03 row: never back-filled.
+    let w = mk(json!({}));
+    let (out, _) = w.run(&ctx(false), &mut st);
+    assert_eq!(w.writes(&out, Target::IcSb), 0, "{out:#?}");
+    // Stale nb_ic_uuid: rewritten.
+    let mut w = mk(json!({"type": TYPE_TS_PORT, "nb_ic_uuid": r(0x999)}));
+    let ran = w.step(&ctx(false), &mut st);
+    assert_eq!(ran.n(Target::IcSb), 1);
+    assert_eq!(
+        w.isb_pb("lsp1").unwrap().uuid_of("nb_ic_uuid"),
+        Some(uu(TS1))
+    );
+}
+
+fn debian_dirs() -> Option<PathBuf> {
+    let d = PathBuf::from("/usr/share/ovn");
+    d.join("ovn-ic-sb.ovsschema").exists().then_some(d)
+}
+
+fn shared_dirs() -> Option<PathBuf> {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas");
+    let d = if d.join("ovn-ic-nb.ovsschema").exists() {
+        d
+    } else {
+        PathBuf::from("/work/shared/schemas")
+    };
+    d.join("ovn-ic-nb.ovsschema").exists().then_some(d)
+}
+
+/// 23.03 everywhere: legacy ports work; no `type`/`nb_ic_uuid` is written; router-id from
+/// external_ids; TSP/TR rows cannot exist.
+#[test]
+fn debian_23_03_schemas_legacy_ports() {
+    let Some(d) = debian_dirs() else { return };
+    let dirs = Dirs {
+        nb: d.clone(),
+        sb: d.clone(),
+        icnb: d.clone(),
+        icsb: d,
+    };
+    let mut w = W::in_dirs(
+        &dirs,
+        legacy_router_nb(),
+        legacy_router_sb(lr_dp_ext()),
+        icnb_ts(&[(TS1, "ts1")]),
+        isb(json!({u(PB2): pb(AZ2, "ts1", "rport", 7, json!({"address": MAC2}))})),
+    );
+    assert!(!w.has_pb_type() && !w.has_tsp() && !w.has_tr());
+    let mut st = PortBindingState::default();
+    let c = ctx(true);
+    let ran = w.step(&c, &mut st);
+    let ins = pb_inserts(&ran.out.icsb);
+    assert_eq!(ins.len(), 1);
+    assert!(!ins[0].contains_key("type") && !ins[0].contains_key("nb_ic_uuid"));
+    let b = w.isb_pb("lsp1").unwrap();
+    assert_eq!((b.str("address"), b.str("gateway")), (MAC1, "gw1"));
+    assert_eq!(b.int("tunnel_key"), Some(1));
+    assert_eq!(smap(b, "external_ids"), kv(&[("router-id", &u(LR1))]));
+    let l = w.lsp("rport").unwrap();
+    assert_eq!(l.str("type"), "remote");
+    assert_eq!(l.bool("up"), Some(true));
+    w.step(&c, &mut st);
+    assert_eq!(
+        w.lsp("lsp1")
+            .unwrap()
+            .smap_get("options", "requested-tnl-key"),
+        Some("1")
+    );
+    w.assert_converged(&c, &mut st);
+}
+
+/// Current IC schemas with a 23.03 NB (no LSP `peer`): managed ports work, `peer` is not written.
+#[test]
+fn old_nb_without_lsp_peer() {
+    let (Some(old), Some(new)) = (debian_dirs(), shared_dirs()) else {
+        return;
+    };
+    let dirs = Dirs {
+        nb: old,
+        sb: new.clone(),
+        icnb: new.clone(),
+        icsb: new,
+    };
+    let mut w = W::in_dirs(
+        &dirs,
+        nb_ts1(&[]),
+        gw_sb(),
+        tsp_icnb(tsp_row("", "gw-az1", "lrp1", &[MAC1])),
+        isb(json!({})),
+    );
+    if w.nb.has_column("Logical_Switch_Port", "peer") || !w.has_tsp() {
+        return;
+    }
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    let ran = w.step(&c, &mut st);
+    for (_, ri) in ran.out.nb.table("Logical_Switch_Port") {
+        if let RowIntent::Insert(cols) | RowIntent::Update(cols) = ri {
+            assert!(!cols.contains_key("peer"), "{cols:?}");
+        }
+    }
+    let l = w.lsp("tsp1").unwrap();
+    assert_eq!(
+        smap(l, "options"),
+        kv(&[
+            ("interconn-tsp", "tsp1"),
+            ("requested-chassis", "gw-az1"),
+            ("requested-tnl-key", "1"),
+        ])
+    );
+    w.assert_converged(&c, &mut st);
+}
+
+/// Current IC-NB with a pre-26.03 IC-SB (no Port_Binding.type): no transit-router feature, and
+/// every binding counts as a switch binding.
+#[test]
+fn old_isb_disables_transit_routers() {
+    let (Some(old), Some(new)) = (debian_dirs(), shared_dirs()) else {
+        return;
+    };
+    let dirs = Dirs {
+        nb: new.clone(),
+        sb: new.clone(),
+        icnb: new,
+        icsb: old,
+    };
+    let nb = json!({"Logical_Router": {u(NBTR): {"name": "tr1",
+        "options": m(&[("interconn-tr", "tr1")])}}});
+    let icnb = json!({
+        "Transit_Router": {u(TR1): {"name": "tr1", "ports": rs(&[TRP1])}},
+        "Transit_Router_Port": {u(TRP1): trp_row("trp1", TRMAC, "gw-az1", &[])},
+    });
+    let w = W::in_dirs(&dirs, nb, gw_sb(), icnb, isb(json!({})));
+    if w.has_pb_type() {
+        return;
+    }
+    let mut st = PortBindingState::default();
+    let (out, _) = w.run(&ctx(true), &mut st);
+    assert_eq!(w.total_writes(&out), 0, "{out:#?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regression tests for the fixes (module doc / report).
+
+/// Upstream syncs every NB key through `sync_lsp_tnl_key`, which logs the DBG line on a real
+/// change: also at remote LSP creation, in the remote sync and for managed ports.
+#[test]
+fn tnl_key_dbg_on_every_lsp_path() {
+    let dbg = |k: i64, p: &str| format!("Set options:requested-tnl-key {k} for lsp {p} in NB.");
+    let mut w = remote_world("gw2");
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    let ran = w.step(&c, &mut st);
+    assert!(logged(&ran.logs, tracing::Level::DEBUG, &dbg(7, "rport")));
+    add_sb_rport(&mut w, Some(CH_GW2));
+    w.edit(Target::IcSb, |i| {
+        i.update(
+            "Port_Binding",
+            uu(PB2),
+            vec![("tunnel_key", Datum::scalar(8i64))],
+        )
+    });
+    let ran = w.step(&c, &mut st);
+    assert!(logged(&ran.logs, tracing::Level::DEBUG, &dbg(8, "rport")));
+    let ran = w.step(&c, &mut st);
+    assert_eq!(ran.total(), 0);
+    assert!(!logged(&ran.logs, tracing::Level::DEBUG, &dbg(8, "rport")));
+
+    let Some(mut w) = tsp_world(tsp_row("", "gw-az1", "", &[MAC1]), json!({})) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let ran = w.step(&c, &mut st);
+    assert!(logged(&ran.logs, tracing::Level::DEBUG, &dbg(1, "tsp1")));
+    let ran = w.step(&c, &mut st);
+    assert!(!logged(&ran.logs, tracing::Level::DEBUG, &dbg(1, "tsp1")));
+}
+
+/// `requested-tnl-key` is compared as `smap_get_int` reads it: "01" is key 1 and is left alone.
+#[test]
+fn tnl_key_compared_as_integer() {
+    // Legacy local port.
+    let mut w = legacy_router_world();
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    w.edit(Target::Nb, |i| {
+        i.update(
+            "Logical_Switch_Port",
+            uu(LSP1),
+            vec![(
+                "options",
+                Datum::smap([("router-port", "lrp1"), ("requested-tnl-key", "01")]),
+            )],
+        )
+    });
+    let (out, logs) = w.run(&c, &mut st);
+    assert_eq!(w.total_writes(&out), 0, "{out:#?}");
+    assert!(!logs.iter().any(|(_, _, m)| m.starts_with("Set options")));
+
+    // Legacy remote port.
+    let mut w = remote_world("");
+    w.step(&c, &mut st);
+    add_sb_rport(&mut w, None);
+    let lu = w.lsp("rport").unwrap().uuid();
+    w.edit(Target::Nb, |i| {
+        i.update(
+            "Logical_Switch_Port",
+            lu,
+            vec![("options", Datum::smap([("requested-tnl-key", "007")]))],
+        )
+    });
+    let (out, _) = w.run(&c, &mut st);
+    assert_eq!(w.total_writes(&out), 0, "{out:#?}");
+
+    // Managed port and transit router port.
+    if let Some(mut w) = tsp_world(tsp_row("", "gw-az1", "", &[MAC1]), json!({})) {
+        let mut st = PortBindingState::default();
+        w.step(&c, &mut st);
+        let lu = w.lsp("tsp1").unwrap().uuid();
+        w.edit(Target::Nb, |i| {
+            i.update(
+                "Logical_Switch_Port",
+                lu,
+                vec![(
+                    "options",
+                    Datum::smap([
+                        ("interconn-tsp", "tsp1"),
+                        ("requested-chassis", "gw-az1"),
+                        ("requested-tnl-key", "01"),
+                    ]),
+                )],
+            )
+        });
+        let (out, _) = w.run(&c, &mut st);
+        assert_eq!(w.total_writes(&out), 0, "{out:#?}");
+    }
+    if let Some(mut w) = tr_world(trp_row("trp1", TRMAC, "gw-az1", &[]), json!({}), json!({})) {
+        let mut st = PortBindingState::default();
+        w.step(&c, &mut st);
+        let lu = w.lrp("trp1").unwrap().uuid();
+        w.edit(Target::Nb, |i| {
+            i.update(
+                "Logical_Router_Port",
+                lu,
+                vec![(
+                    "options",
+                    Datum::smap([
+                        ("interconn-tr", "trp1"),
+                        ("requested-chassis", "gw-az1"),
+                        ("requested-tnl-key", "01"),
+                    ]),
+                )],
+            )
+        });
+        let (out, logs) = w.run(&c, &mut st);
+        assert_eq!(w.total_writes(&out), 0, "{out:#?}");
+        assert!(!logs.iter().any(|(_, _, m)| m.starts_with("Set options")));
+    }
+}
+
+/// router-id values are UUIDs: compared parsed, read with `smap_get_uuid` (a malformed
+/// `logical-switch` falls through to `logical-router`), written in canonical lowercase.
+#[test]
+fn router_id_is_parsed_as_uuid() {
+    let upper = u(LR1).to_uppercase();
+    // Uppercase in SB external_ids, malformed logical-switch key: lowercase router-id written.
+    let dp = json!({"tunnel_key": 2,
+        "external_ids": m(&[("logical-switch", "not-a-uuid"), ("logical-router", &upper)])});
+    let mut w = W::new(
+        legacy_router_nb(),
+        legacy_router_sb(dp),
+        icnb_ts(&[(TS1, "ts1")]),
+        isb(json!({})),
+    );
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    let ran = w.step(&c, &mut st);
+    assert!(msgs(&ran.logs, tracing::Level::WARN).is_empty());
+    assert_eq!(
+        w.isb_pb("lsp1")
+            .unwrap()
+            .smap_get("external_ids", "router-id"),
+        Some(u(LR1).as_str())
+    );
+    // An uppercase spelling of the same UUID in ISB is not rewritten.
+    let pbu = w.isb_pb("lsp1").unwrap().uuid();
+    w.edit(Target::IcSb, |i| {
+        i.update(
+            "Port_Binding",
+            pbu,
+            vec![("external_ids", Datum::smap([("router-id", upper.as_str())]))],
+        )
+    });
+    w.step(&c, &mut st);
+    let (out, _) = w.run(&c, &mut st);
+    assert_eq!(w.writes(&out, Target::IcSb), 0, "{out:#?}");
+    // Nothing parses: WARN.
+    let dp = json!({"tunnel_key": 2, "external_ids": m(&[("logical-router", "lr1")])});
+    let w = W::new(
+        legacy_router_nb(),
+        legacy_router_sb(dp),
+        icnb_ts(&[(TS1, "ts1")]),
+        isb(json!({})),
+    );
+    let (_, logs) = w.run(&c, &mut PortBindingState::default());
+    assert!(logged(
+        &logs,
+        tracing::Level::WARN,
+        "Can't get router uuid for transit switch port lsp1."
+    ));
+}
+
+/// A creation refused because the name is taken consumes no key.
+#[test]
+fn refused_creation_consumes_no_key() {
+    let Some(mut w) = tsp_world(
+        tsp_row("", "gw-az1", "", &[MAC1]),
+        json!({u(PB2): pb(AZ2, "ts1", "tsp1", 3, json!({"type": TYPE_TS_PORT}))}),
+    ) else {
+        return;
+    };
+    let mut st = PortBindingState::default();
+    let c = ctx(false);
+    w.step(&c, &mut st);
+    w.step(&c, &mut st);
+    assert_eq!(st.hint, 0);
+    w.edit(Target::IcSb, |i| i.delete("Port_Binding", uu(PB2)));
+    w.step(&c, &mut st);
+    assert_eq!(key_of(&w, "tsp1"), Some(1));
+}
+
+/// Names freed by a deletion earlier in the run can be reused in the same run (one
+/// transaction deletes and inserts, as upstream does).
+#[test]
+fn names_freed_by_deletes_are_reusable_in_the_same_run() {
+    // NB: a chassis-less TSP's managed LSP goes (TSP deleted) while the owner's binding still
+    // exists: the legacy remote LSP of that name is created at once.
+    if let Some(mut w) = tsp_world(
+        tsp_row("", "", "", &[MAC1]),
+        json!({u(PB2): pb(AZ2, "ts1", "tsp1", 4, json!({"type": TYPE_TS_PORT,
+            "address": MAC1}))}),
+    ) {
+        let mut st = PortBindingState::default();
+        let c = ctx(false);
+        w.step(&c, &mut st);
+        assert!(w.lsp("tsp1").is_some());
+        w.edit(Target::IcNb, |i| {
+            i.update(
+                "Transit_Switch",
+                uu(TS1),
+                vec![("ports", Datum::empty_set())],
+            );
+            i.delete("Transit_Switch_Port", uu(TSP1));
+        });
+        let ran = w.step(&c, &mut st);
+        assert!(
+            msgs(&ran.logs, tracing::Level::WARN).is_empty(),
+            "{:?}",
+            ran.logs
+        );
+        let l = w.lsp("tsp1").unwrap();
+        assert_eq!(l.str("type"), "remote");
+        assert!(l.smap_get("options", "interconn-tsp").is_none());
+        assert_eq!(w.ls_ports(LS1), BTreeSet::from(["tsp1".to_string()]));
+    }
+
+    // ISB: a legacy port moved from ts1's switch to ts2's: ts1's binding is deleted and ts2's
+    // created in the same run.
+    let nb = tables(&[
+        legacy_router_nb(),
+        json!({"Logical_Switch": {
+            u(LS1): {"name": "ts1", "other_config": m(&[("interconn-ts", "ts1")])},
+            u(LS2): {"name": "ts2", "other_config": m(&[("interconn-ts", "ts2")]),
+                "ports": rs(&[LSP1])},
+        }}),
+    ]);
+    let mut w = W::new(
+        nb,
+        legacy_router_sb(lr_dp_ext()),
+        icnb_ts(&[(TS1, "ts1"), (TS2, "ts2")]),
+        isb(json!({u(PB1): pb(AZ1, "ts1", "lsp1", 1, json!({"address": MAC1}))})),
+    );
+    let mut st = PortBindingState::default();
+    let ran = w.step(&ctx(false), &mut st);
+    assert!(
+        msgs(&ran.logs, tracing::Level::WARN).is_empty(),
+        "{:?}",
+        ran.logs
+    );
+    let b = w.isb_pb("lsp1").unwrap();
+    assert_eq!(b.str("transit_switch"), "ts2");
+    assert_eq!(w.isb_pbs().len(), 1);
+}
+
+/// Keys allocated in the TS pass are taken for a TR of the same name (Q11 + Q2 fix): with only
+/// one key left on "x", the TS port gets it and the TR port finds the space exhausted.
+#[test]
+fn keys_allocated_earlier_in_the_run_are_taken() {
+    let probe = W::new(json!({}), json!({}), json!({}), json!({}));
+    if !probe.has_tr() {
+        return;
+    }
+    let mut pbs = serde_json::Map::new();
+    for k in (1..=PORT_KEY_MAX).filter(|k| *k != 5) {
+        // Other AZs' router-port bindings on "x" that no TRP claims.
+        pbs.insert(
+            format!("10000000-0000-0000-0000-{k:012x}"),
+            pb(AZ2, "x", &format!("f{k}"), k, json!({"type": TYPE_TR_PORT})),
+        );
+    }
+    let nb = json!({
+        "Logical_Switch": {u(LS1): {"name": "x", "other_config": m(&[("interconn-ts", "x")]),
+            "ports": rs(&[LSP1])}},
+        "Logical_Switch_Port": {u(LSP1): {"name": "lsp1", "type": "router",
+            "options": m(&[("router-port", "lrp1")])}},
+        "Logical_Router": {u(NBTR): {"name": "x", "options": m(&[("interconn-tr", "x")])}},
+    });
+    let icnb = json!({
+        "Transit_Switch": {u(TS1): {"name": "x"}},
+        "Transit_Router": {u(TR1): {"name": "x", "ports": rs(&[TRP1])}},
+        "Transit_Router_Port": {u(TRP1): trp_row("trp1", TRMAC, "gw1", &[])},
+    });
+    let w = W::new(
+        nb,
+        legacy_router_sb(lr_dp_ext()),
+        icnb,
+        isb(Value::Object(pbs)),
+    );
+    let mut st = PortBindingState { hint: 4 };
+    let (out, logs) = w.run(&ctx(false), &mut st);
+    let ins = pb_inserts(&out.icsb);
+    assert_eq!(ins.len(), 1, "{ins:?}");
+    assert_eq!(ins[0].get("logical_port"), Some(&Datum::scalar("lsp1")));
+    assert_eq!(ins[0].get("tunnel_key"), Some(&Datum::scalar(5i64)));
+    assert!(logged(
+        &logs,
+        tracing::Level::WARN,
+        "all transit port tunnel ids exhausted"
+    ));
 }
