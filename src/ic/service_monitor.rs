@@ -105,7 +105,7 @@ fn enum_allows(view: &View, column: &str, value: &Option<String>) -> bool {
         .key
         .enum_values
         .as_ref()
-        .is_none_or(|e| e.contains(&Atom::from(v.as_str())))
+        .map_or(true, |e| e.contains(&Atom::from(v.as_str())))
 }
 
 /// Whether the destination accepts a monitor with this key's `type` and `protocol`.
@@ -887,7 +887,7 @@ mod tests {
             .and_then(|s| s.tables.get(TABLE))
             .and_then(|t| t.column("protocol"))
             .and_then(|c| c.ty.key.enum_values.as_ref())
-            .is_none_or(|e| e.contains(&Atom::from("icmp")));
+            .map_or(true, |e| e.contains(&Atom::from("icmp")));
         let sb_has_icmp = empty("ovn-sb")
             .schema()
             .and_then(|s| s.tables.get(TABLE))
