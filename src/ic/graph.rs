@@ -338,14 +338,33 @@ impl IcGraph {
             .input(i("SB_sb_global"))
             .input(i("SB_service_monitor"))
             .input(i("ICSB_service_monitor"))
-            .recompute(|_ctx: &EngineCtx<IcInput>, _d: &mut StageData| Outcome::Unchanged)?;
+            .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
+                let input = ctx.context();
+                let a = ctx.get(az);
+                let Some(c) = ctx_of(a, input) else {
+                    return Outcome::Unchanged;
+                };
+                let p = ctx.get(pb);
+                let views = Views::new(input.dbs()).with(&a.out).with(&p.out);
+                super::service_monitor::run(&views, &c, &mut d.out);
+                Outcome::Updated
+            })?;
         let aset = b
             .node("address_set", StageData::default())
             .input(az)
             .input(i("NB_address_set"))
             .input(i("SB_address_set"))
             .input(i("ICSB_address_set"))
-            .recompute(|_ctx: &EngineCtx<IcInput>, _d: &mut StageData| Outcome::Unchanged)?;
+            .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
+                let input = ctx.context();
+                let a = ctx.get(az);
+                let Some(c) = ctx_of(a, input) else {
+                    return Outcome::Unchanged;
+                };
+                let views = Views::new(input.dbs()).with(&a.out);
+                super::address_set::run(&views, &c, &mut d.out);
+                Outcome::Updated
+            })?;
 
         let output = b
             .node("ic", StageData::default())

@@ -9,12 +9,14 @@
 //! transit switches, transit routers, port bindings, routes, service monitors, address sets;
 //! then sequence numbers.
 
+pub mod address_set;
 pub mod az;
 pub mod enum_datapaths;
 pub mod gateway;
 pub mod graph;
 pub mod port_binding;
 pub mod seqno;
+pub mod service_monitor;
 pub mod tables;
 pub mod transit_router;
 pub mod transit_switch;
