@@ -263,7 +263,11 @@ fn appctl_commands_reply_exactly() {
             stats.starts_with("Node: ") && stats.contains("Node: ic\n- recompute:            0\n"),
             "{stats}"
         );
-        ok(target, &["inc-engine/show-stats", "port_binding", "recompute"], "0\n");
+        ok(
+            target,
+            &["inc-engine/show-stats", "port_binding", "recompute"],
+            "0\n",
+        );
         ok(target, &["inc-engine/show-stats", "no-such-node"], "");
         ok(target, &["inc-engine/clear-stats"], "");
         ok(target, &["inc-engine/recompute"], "");
