@@ -14,6 +14,7 @@ pub mod enum_datapaths;
 pub mod gateway;
 pub mod graph;
 pub mod port_binding;
+pub mod route;
 pub mod seqno;
 pub mod tables;
 pub mod transit_router;
