@@ -6,7 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Scenarios whose features are implemented and must match exactly.
-const MUST_MATCH: &[&str] = &["transit-router", "ts-port", "vxlan-mode"];
+const MUST_MATCH: &[&str] = &[
+    "transit-router",
+    "ts-port",
+    "vxlan-mode",
+    "routes-basic",
+    "route-tables",
+    "route-filters",
+    "lb-and-discard",
+    "ipv4-via-ipv6",
+];
 
 fn golden_dir() -> Option<PathBuf> {
     let d = std::env::var_os("OVN_IC_GOLDEN_DIR")

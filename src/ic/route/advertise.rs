@@ -161,7 +161,8 @@ pub fn v4_over_v6(lr: &Row, ts_lrp: Option<&Row>) -> bool {
 
 /// Next hop for a prefix of the given family through a TS port (A.7.8).
 pub fn choose_nexthop(addrs: &PortAddrs, prefix_v4: bool, v4ov6: bool) -> Option<Ip46> {
-    if prefix_v4 && !(v4ov6 && !addrs.v6.is_empty()) {
+    let v6_available = v4ov6 && !addrs.v6.is_empty();
+    if prefix_v4 && !v6_available {
         return addrs.v4.first().map(|(a, _)| *a);
     }
     Some(

@@ -395,11 +395,8 @@ pub fn lrp_networks<'a>(
     };
     for n in networks {
         match parse_cidr(n) {
-            Some((a, p)) if a.is_v4() => {
-                if a.v4_bits() != 0 {
-                    pa.v4.push((a, p));
-                }
-            }
+            Some((a, p)) if a.is_v4() && a.v4_bits() != 0 => pa.v4.push((a, p)),
+            Some((a, _)) if a.is_v4() => {}
             Some((a, p)) => pa.v6.push((a, p)),
             None => {}
         }
