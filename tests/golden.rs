@@ -6,7 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Scenarios whose features are implemented and must match exactly.
-const MUST_MATCH: &[&str] = &["address-sets", "transit-router", "ts-port", "vxlan-mode"];
+const MUST_MATCH: &[&str] = &[
+    "address-sets",
+    "cleanup",
+    "ipv4-via-ipv6",
+    "lb-and-discard",
+    "route-filters",
+    "route-tables",
+    "routes-basic",
+    "transit-router",
+    "ts-port",
+    "vxlan-mode",
+];
 
 fn golden_dir() -> Option<PathBuf> {
     let d = std::env::var_os("OVN_IC_GOLDEN_DIR")

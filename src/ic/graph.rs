@@ -321,6 +321,9 @@ impl IcGraph {
         let route = b
             .node("route", StageData::default())
             .input(az)
+            .input(gw)
+            .input(ts)
+            .input(tr)
             .input(pb)
             .input(i("NB_nb_global"))
             .input(i("NB_logical_router"))
@@ -330,7 +333,25 @@ impl IcGraph {
             .input(i("NB_load_balancer_group"))
             .input(i("SB_learned_route"))
             .input(i("ICSB_route"))
-            .recompute(|_ctx: &EngineCtx<IcInput>, _d: &mut StageData| Outcome::Unchanged)?;
+            .recompute({
+                let mut state = super::route::RouteState::default();
+                move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
+                    let input = ctx.context();
+                    let a = ctx.get(az);
+                    let Some(c) = ctx_of(a, input) else {
+                        return Outcome::Unchanged;
+                    };
+                    let (g, s, r, p) = (ctx.get(gw), ctx.get(ts), ctx.get(tr), ctx.get(pb));
+                    let views = Views::new(input.dbs())
+                        .with(&a.out)
+                        .with(&g.out)
+                        .with(&s.out)
+                        .with(&r.out)
+                        .with(&p.out);
+                    super::route::run(&views, &c, &mut state, &mut d.out);
+                    Outcome::Updated
+                }
+            })?;
         let sm = b
             .node("service_monitor", StageData::default())
             .input(az)

@@ -15,6 +15,7 @@ pub mod enum_datapaths;
 pub mod gateway;
 pub mod graph;
 pub mod port_binding;
+pub mod route;
 pub mod seqno;
 pub mod service_monitor;
 pub mod tables;
