@@ -253,6 +253,44 @@ pub fn is_managed_trp(lrp: &Row) -> bool {
     lrp.smap_get("options", LRP_TR_MARKER).is_some()
 }
 
+/// An NB switch or router that carries an interconnection marker, with its marker map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NbImage {
+    pub uuid: Uuid,
+    pub name: String,
+    /// The whole map column holding the marker (`other_config` / `options`).
+    pub map: BTreeMap<String, String>,
+}
+
+/// The NB rows of `table` whose map `column` has `marker`, grouped by the marker's value, each
+/// group ordered best candidate first: the row named like the marker value, then lowest UUID.
+pub fn nb_images(
+    nb: &View,
+    table: &str,
+    column: &str,
+    marker: &str,
+) -> BTreeMap<String, Vec<NbImage>> {
+    let mut images: BTreeMap<String, Vec<NbImage>> = BTreeMap::new();
+    for row in nb.rows(table) {
+        let Some(value) = row.smap_get(column, marker) else {
+            continue;
+        };
+        images.entry(value.to_string()).or_default().push(NbImage {
+            uuid: row.uuid(),
+            name: row.str("name").to_string(),
+            map: row
+                .get(column)
+                .smap_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        });
+    }
+    for (value, list) in images.iter_mut() {
+        list.sort_by_key(|i| (i.name != *value, i.uuid));
+    }
+    images
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

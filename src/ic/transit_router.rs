@@ -19,8 +19,8 @@
 use std::collections::BTreeMap;
 
 use super::enum_datapaths::{
-    allocate_dp_key, used_keys_now, Datapaths, DP_TABLE, DP_TYPE_TR, LR_TR_MARKER, NORMAL_KEY_MAX,
-    NORMAL_KEY_MIN,
+    allocate_dp_key, nb_images, used_keys_now, Datapaths, DP_TABLE, DP_TYPE_TR, LR_TR_MARKER,
+    NORMAL_KEY_MAX, NORMAL_KEY_MIN,
 };
 use super::{Ctx, Out, Views};
 use crate::ovsdb::{Datum, Uuid};
@@ -71,34 +71,9 @@ pub fn run(v: &Views, ctx: &Ctx, dps: &Datapaths, out: &mut Out) {
     }
 }
 
-/// An NB router carrying `interconn-tr`.
-struct NbRouter {
-    uuid: Uuid,
-    name: String,
-    options: BTreeMap<String, String>,
-}
-
 fn sync_nb(v: &Views, dps: &Datapaths, trs: &[Tr], out: &mut Out) {
     // 1. NB routers with interconn-tr, keyed by that value; best candidate first.
-    let mut nb_trs: BTreeMap<String, Vec<NbRouter>> = BTreeMap::new();
-    for lr in v.nb.rows(LR) {
-        let Some(tr) = lr.smap_get("options", LR_TR_MARKER) else {
-            continue;
-        };
-        let r = NbRouter {
-            uuid: lr.uuid(),
-            name: lr.str("name").to_string(),
-            options: lr
-                .get("options")
-                .smap_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        nb_trs.entry(tr.to_string()).or_default().push(r);
-    }
-    for (tr, list) in nb_trs.iter_mut() {
-        list.sort_by_key(|r| (r.name != *tr, r.uuid));
-    }
+    let mut nb_trs = nb_images(&v.nb, LR, "options", LR_TR_MARKER);
 
     let mut losers: Vec<Uuid> = Vec::new();
     for tr in trs {
@@ -122,10 +97,10 @@ fn sync_nb(v: &Views, dps: &Datapaths, trs: &[Tr], out: &mut Out) {
         losers.extend(candidates.map(|r| r.uuid));
         if let Some(k) = key {
             // Write only if different (string comparison, as the IDL's no-op suppression).
-            if lr.options.get(TNL_KEY) != Some(&k) {
-                lr.options.insert(TNL_KEY.to_string(), k);
+            if lr.map.get(TNL_KEY) != Some(&k) {
+                lr.map.insert(TNL_KEY.to_string(), k);
                 out.nb
-                    .update(LR, lr.uuid, vec![("options", Datum::smap(&lr.options))]);
+                    .update(LR, lr.uuid, vec![("options", Datum::smap(&lr.map))]);
             }
         }
     }

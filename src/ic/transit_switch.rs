@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use super::enum_datapaths::{
-    allocate_dp_key, used_keys_now, Datapaths, DP_TABLE, DP_TYPE_TS, LS_TS_MARKER,
+    allocate_dp_key, nb_images, used_keys_now, Datapaths, DP_TABLE, DP_TYPE_TS, LS_TS_MARKER,
 };
 use super::util::{smap_bool_default_false, smap_int};
 use super::{Ctx, Out, Views};
@@ -71,36 +71,11 @@ pub fn run(v: &Views, ctx: &Ctx, dps: &Datapaths, out: &mut Out) {
     }
 }
 
-/// An NB switch carrying `interconn-ts`.
-struct NbSwitch {
-    uuid: Uuid,
-    name: String,
-    other_config: BTreeMap<String, String>,
-}
-
 /// NB part. Upstream also derives its "key refresh needed" flag here; with the Q5 fix that flag
 /// has no effect (see the module documentation), so it is not computed.
 fn sync_nb(v: &Views, dps: &Datapaths, tses: &[Ts], out: &mut Out) {
     // 1. NB switches with interconn-ts, keyed by that value; best candidate first.
-    let mut nb_tses: BTreeMap<String, Vec<NbSwitch>> = BTreeMap::new();
-    for ls in v.nb.rows(LS) {
-        let Some(ts) = ls.smap_get("other_config", LS_TS_MARKER) else {
-            continue;
-        };
-        let sw = NbSwitch {
-            uuid: ls.uuid(),
-            name: ls.str("name").to_string(),
-            other_config: ls
-                .get("other_config")
-                .smap_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        nb_tses.entry(ts.to_string()).or_default().push(sw);
-    }
-    for (ts, list) in nb_tses.iter_mut() {
-        list.sort_by_key(|s| (s.name != *ts, s.uuid));
-    }
+    let mut nb_tses = nb_images(&v.nb, LS, "other_config", LS_TS_MARKER);
 
     let mut losers: Vec<Uuid> = Vec::new();
     for ts in tses {
@@ -128,26 +103,21 @@ fn sync_nb(v: &Views, dps: &Datapaths, tses: &[Ts], out: &mut Out) {
         losers.extend(candidates.map(|s| s.uuid));
 
         let mut changed = false;
-        if smap_bool_default_false(sw.other_config.get(VXLAN_KEY).map(String::as_str))
-            != dps.vxlan_mode
-        {
-            sw.other_config
+        if smap_bool_default_false(sw.map.get(VXLAN_KEY).map(String::as_str)) != dps.vxlan_mode {
+            sw.map
                 .insert(VXLAN_KEY.to_string(), bool_str(dps.vxlan_mode).to_string());
             changed = true;
         }
         if let Some(k) = dp_key {
-            if smap_int(sw.other_config.get(TNL_KEY).map(String::as_str), 0) != k {
+            if smap_int(sw.map.get(TNL_KEY).map(String::as_str), 0) != k {
                 log_key(k, &ts.name);
-                sw.other_config.insert(TNL_KEY.to_string(), k.to_string());
+                sw.map.insert(TNL_KEY.to_string(), k.to_string());
                 changed = true;
             }
         }
         if changed {
-            out.nb.update(
-                LS,
-                sw.uuid,
-                vec![("other_config", Datum::smap(&sw.other_config))],
-            );
+            out.nb
+                .update(LS, sw.uuid, vec![("other_config", Datum::smap(&sw.map))]);
         }
     }
 
