@@ -265,10 +265,13 @@ impl IcGraph {
                 Outcome::Updated
             })?;
 
+        // The router stage sees the switch stage's writes: datapath keys the switches took in
+        // this run are not handed out again.
         let tr = b
             .node("transit_router", StageData::default())
             .input(az)
             .input(enum_dp)
+            .input(ts)
             .input(i("ICNB_transit_router"))
             .input(i("ICNB_transit_router_port"))
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
@@ -277,7 +280,7 @@ impl IcGraph {
                 let Some(c) = ctx_of(a, input) else {
                     return Outcome::Unchanged;
                 };
-                let views = Views::new(input.dbs()).with(&a.out);
+                let views = Views::new(input.dbs()).with(&a.out).with(&ctx.get(ts).out);
                 super::transit_router::run(&views, &c, ctx.get(enum_dp), &mut d.out);
                 Outcome::Updated
             })?;
@@ -446,3 +449,82 @@ impl IcGraph {
 }
 
 impl NodeData for super::enum_datapaths::Datapaths {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ic::testutil::{replica, u};
+    use serde_json::json;
+
+    fn input() -> Option<IcInput> {
+        let icnb = replica(
+            "ovn-ic-nb",
+            json!({"Transit_Switch": {u(1): {"name": "ts1"}}}),
+        );
+        if !icnb.has_table("Transit_Router") {
+            eprintln!("skipping: schema lacks Transit_Router");
+            return None;
+        }
+        let icnb = replica(
+            "ovn-ic-nb",
+            json!({"Transit_Switch": {u(1): {"name": "ts1"}}, "Transit_Router": {u(2): {"name": "tr1"}}}),
+        );
+        Some(IcInput {
+            nb: replica("ovn-nb", json!({"NB_Global": {u(3): {"name": "az1"}}})),
+            sb: replica("ovn-sb", json!({})),
+            icnb,
+            icsb: replica(
+                "ovn-ic-sb",
+                json!({"Availability_Zone": {u(4): {"name": "az1"}}}),
+            ),
+            icsb_locked: replica(
+                "ovn-ic-sb",
+                json!({"Availability_Zone": {u(4): {"name": "az1"}}}),
+            ),
+            isb_leader: true,
+        })
+    }
+
+    /// A transit switch and a transit router created in the same run get different datapath
+    /// keys: the router stage sees the switch stage's allocation.
+    #[test]
+    fn switch_and_router_created_together_get_distinct_keys() {
+        let Some(input) = input() else { return };
+        let mut g = IcGraph::build().unwrap();
+        g.engine.force_recompute();
+        g.engine.run(&input, true);
+        let out = g.output().unwrap();
+        let keys: Vec<i64> = out
+            .icsb_locked
+            .table("Datapath_Binding")
+            .filter_map(|(_, i)| match i {
+                crate::ovsdb::overlay::RowIntent::Insert(cols) => {
+                    cols.get("tunnel_key").and_then(|d| d.as_int())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(keys.len(), 2, "{out:?}");
+        assert_ne!(keys[0], keys[1]);
+    }
+
+    #[test]
+    fn graph_builds_with_every_design_node() {
+        let g = IcGraph::build().unwrap();
+        for n in [
+            "az",
+            "gateway",
+            "enum_datapaths",
+            "transit_switch",
+            "transit_router",
+            "port_binding",
+            "route",
+            "address_set",
+            "service_monitor",
+            "ic",
+        ] {
+            assert!(g.engine.contains(n), "{n}");
+        }
+        assert_eq!(g.inputs.len(), INPUTS.len());
+    }
+}
