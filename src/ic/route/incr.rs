@@ -357,3 +357,6 @@ pub fn on_sb_learned(base: &Views) -> Result<(), Unhandled> {
     }
 }
 
+#[cfg(test)]
+#[path = "incr_tests.rs"]
+mod tests;
