@@ -10,9 +10,10 @@
 use std::collections::BTreeSet;
 
 use crate::engine::{
-    Ctx as EngineCtx, Engine, EngineBuilder, EngineError, Handle, NodeData, Outcome,
+    Ctx as EngineCtx, Engine, EngineBuilder, EngineError, Handle, HandlerResult, NodeData, Outcome,
 };
 use crate::ovsdb::replica::Replica;
+use crate::ovsdb::txn::Txn;
 use crate::ovsdb::Uuid;
 
 use super::az::{AzOutcome, AzState};
@@ -102,6 +103,112 @@ pub struct PortBindingData {
 impl NodeData for PortBindingData {
     fn clear_tracked(&mut self) {
         self.out = Out::default();
+    }
+}
+
+/// The route node: what it wants written this run, plus the per-router results and the
+/// process-lifetime state kept across runs.
+#[derive(Debug, Default)]
+pub struct RouteData {
+    pub state: super::route::RouteState,
+    /// None until a full recompute ran with a local AZ (handlers then ask for a recompute).
+    pub cache: Option<super::route::incr::Cache>,
+    pub out: Out,
+}
+
+impl NodeData for RouteData {
+    fn clear_tracked(&mut self) {
+        self.out = Out::default();
+    }
+}
+
+impl RouteData {
+    /// The result of a handled change: updated when this run wants writes.
+    fn handled(&self) -> HandlerResult {
+        if self.out.is_empty() {
+            HandlerResult::HandledUnchanged
+        } else {
+            HandlerResult::HandledUpdated
+        }
+    }
+}
+
+/// Whether `out` would send any write to the databases of `input`.
+fn has_real_writes(out: &Out, input: &IcInput) -> bool {
+    [
+        Target::Nb,
+        Target::Sb,
+        Target::IcNb,
+        Target::IcSb,
+        Target::IcSbLocked,
+    ]
+    .into_iter()
+    .any(|t| {
+        let i = out.get(t);
+        if i.is_empty() {
+            return false;
+        }
+        let mut txn = Txn::new("");
+        i.to_txn(input.replica(t), &mut txn);
+        txn.n_writes() > 0
+    })
+}
+
+/// The route node's handler for a stage before it (`h`, whose intents `out_of` gives): nothing
+/// to do unless that stage wants real writes (which the route stage reads through) or the AZ
+/// changed; the table changes behind the stage reach the route node directly.
+fn route_stage_handler<T: 'static>(
+    az: Handle<AzData>,
+    h: Handle<T>,
+    out_of: fn(&T) -> &Out,
+) -> impl FnMut(&EngineCtx<'_, IcInput>, &mut RouteData) -> HandlerResult + Send + 'static {
+    move |ctx: &EngineCtx<'_, IcInput>, d: &mut RouteData| {
+        let input = ctx.context();
+        let same_az = match (&d.cache, ctx_of(ctx.get(az), input)) {
+            (Some(cache), Some(c)) => cache.az == c.az,
+            _ => false,
+        };
+        if same_az && !has_real_writes(out_of(ctx.get(h)), input) {
+            d.handled()
+        } else {
+            HandlerResult::Unhandled
+        }
+    }
+}
+
+/// The stage nodes the route stage reads through.
+#[derive(Clone, Copy)]
+struct RouteInputs {
+    az: Handle<AzData>,
+    gw: Handle<StageData>,
+    ts: Handle<StageData>,
+    tr: Handle<StageData>,
+    pb: Handle<PortBindingData>,
+}
+
+impl RouteInputs {
+    /// The local AZ and the views the route stage reads (None without a local AZ).
+    fn views<'a>(&self, ctx: &EngineCtx<'a, IcInput>) -> Option<(Ctx, Views<'a>)> {
+        let input = ctx.context();
+        let a = ctx.get(self.az);
+        let c = ctx_of(a, input)?;
+        let views = Views::new(input.dbs())
+            .with(&a.out)
+            .with(&ctx.get(self.gw).out)
+            .with(&ctx.get(self.ts).out)
+            .with(&ctx.get(self.tr).out)
+            .with(&ctx.get(self.pb).out);
+        Some((c, views))
+    }
+}
+
+/// SB `Learned_Route` / `Datapath_Binding` changed.
+fn sb_learned_handler(ctx: &EngineCtx<'_, IcInput>, d: &mut RouteData) -> HandlerResult {
+    let views = Views::new(ctx.context().dbs());
+    if d.cache.is_some() && super::route::incr::on_sb_learned(&views).is_ok() {
+        d.handled()
+    } else {
+        HandlerResult::Unhandled
     }
 }
 
@@ -319,41 +426,126 @@ impl IcGraph {
                 Outcome::Updated
             })?;
 
-        // Routes, service monitors and address sets: their logic comes with the routes work;
-        // the nodes and edges exist so the graph has its final shape.
+        // Routes (spec ovn-ic-routes.md; incremental per router, see `route::incr`). Besides
+        // the stages before it, the node lists every table the stage reads, so that a stage
+        // input that recomputed without wanting any real write can be ignored: the table
+        // changes behind it reach this node directly.
+        let rh = RouteInputs { az, gw, ts, tr, pb };
+        type RouteHandler = fn(
+            &Views,
+            &Ctx,
+            &mut super::route::RouteState,
+            &mut super::route::incr::Cache,
+            &BTreeSet<Uuid>,
+            &mut Out,
+        ) -> Result<(), super::route::incr::Unhandled>;
+        let row_handler = move |input_h: Handle<TableInput>, f: RouteHandler| {
+            move |ctx: &EngineCtx<'_, IcInput>, d: &mut RouteData| {
+                let Some((c, views)) = rh.views(ctx) else {
+                    return HandlerResult::Unhandled;
+                };
+                let RouteData { state, cache, out } = d;
+                let Some(cache) = cache.as_mut() else {
+                    return HandlerResult::Unhandled;
+                };
+                match f(&views, &c, state, cache, &ctx.get(input_h).changed, out) {
+                    Ok(()) => d.handled(),
+                    Err(why) => {
+                        tracing::debug!(target: "inc_proc_eng", "node: route, not handled: {}", why.0);
+                        HandlerResult::Unhandled
+                    }
+                }
+            }
+        };
+        let nbg = i("NB_nb_global");
+        let lrsr = i("NB_logical_router_static_route");
+        let lr = i("NB_logical_router");
+        let isb_route = i("ICSB_route");
         let route = b
-            .node("route", StageData::default())
-            .input(az)
-            .input(gw)
-            .input(ts)
-            .input(tr)
-            .input(pb)
-            .input(i("NB_nb_global"))
-            .input(i("NB_logical_router"))
-            .input(i("NB_logical_router_static_route"))
+            .node("route", RouteData::default())
+            .input_with_named(
+                az,
+                "route_az_handler",
+                route_stage_handler(az, az, |d| &d.out),
+            )
+            .input_with_named(
+                gw,
+                "route_gateway_handler",
+                route_stage_handler(az, gw, |d| &d.out),
+            )
+            .input_with_named(
+                ts,
+                "route_transit_switch_handler",
+                route_stage_handler(az, ts, |d| &d.out),
+            )
+            .input_with_named(
+                tr,
+                "route_transit_router_handler",
+                route_stage_handler(az, tr, |d| &d.out),
+            )
+            .input_with_named(
+                pb,
+                "route_port_binding_handler",
+                route_stage_handler(az, pb, |d| &d.out),
+            )
+            .input_with_named(
+                nbg,
+                "route_nb_global_handler",
+                move |ctx: &EngineCtx<'_, IcInput>, d: &mut RouteData| {
+                    let views = Views::new(ctx.context().dbs());
+                    match &d.cache {
+                        Some(cache) if super::route::incr::on_nb_global(&views, cache).is_ok() => {
+                            d.handled()
+                        }
+                        _ => HandlerResult::Unhandled,
+                    }
+                },
+            )
+            .input_with_named(
+                lr,
+                "route_logical_router_handler",
+                row_handler(lr, super::route::incr::on_routers),
+            )
+            .input_with_named(
+                lrsr,
+                "route_static_route_handler",
+                row_handler(lrsr, super::route::incr::on_static_routes),
+            )
             .input(i("NB_logical_router_port"))
             .input(i("NB_load_balancer"))
             .input(i("NB_load_balancer_group"))
-            .input(i("SB_learned_route"))
-            .input(i("ICSB_route"))
-            .recompute({
-                let mut state = super::route::RouteState::default();
-                move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
-                    let input = ctx.context();
-                    let a = ctx.get(az);
-                    let Some(c) = ctx_of(a, input) else {
-                        return Outcome::Unchanged;
-                    };
-                    let (g, s, r, p) = (ctx.get(gw), ctx.get(ts), ctx.get(tr), ctx.get(pb));
-                    let views = Views::new(input.dbs())
-                        .with(&a.out)
-                        .with(&g.out)
-                        .with(&s.out)
-                        .with(&r.out)
-                        .with(&p.out);
-                    super::route::run(&views, &c, &mut state, &mut d.out);
-                    Outcome::Updated
-                }
+            .input_with_named(
+                i("SB_learned_route"),
+                "route_sb_learned_route_handler",
+                sb_learned_handler,
+            )
+            .input_with_named(
+                isb_route,
+                "route_isb_route_handler",
+                row_handler(isb_route, super::route::incr::on_isb_routes),
+            )
+            .input(i("NB_logical_switch"))
+            .input(i("NB_logical_switch_port"))
+            .input_with_named(
+                i("SB_datapath_binding"),
+                "route_sb_datapath_binding_handler",
+                sb_learned_handler,
+            )
+            .input(i("ICNB_transit_switch"))
+            .input(i("ICSB_port_binding"))
+            .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut RouteData| {
+                d.out = Out::default();
+                let Some((c, views)) = rh.views(ctx) else {
+                    d.cache = None;
+                    return Outcome::Unchanged;
+                };
+                d.cache = Some(super::route::incr::recompute(
+                    &views,
+                    &c,
+                    &mut d.state,
+                    &mut d.out,
+                ));
+                Outcome::Updated
             })?;
         let sm = b
             .node("service_monitor", StageData::default())
@@ -403,10 +595,11 @@ impl IcGraph {
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
                 let mut out = Out::default();
                 out.merge(&ctx.get(az).out);
-                for s in [gw, ts, tr, route, sm, aset] {
+                for s in [gw, ts, tr, sm, aset] {
                     out.merge(&ctx.get(s).out);
                     if s == tr {
                         out.merge(&ctx.get(pb).out);
+                        out.merge(&ctx.get(route).out);
                     }
                 }
                 d.out = out;

@@ -505,8 +505,12 @@ pub fn reconcile(ctx: &Ctx, inp: &Inputs, ts: &str, mut set: AdSet, out: &mut Ou
             }
             Some((Some(c), _)) => {
                 let ids = synced_external_ids(row.get("external_ids"), &c);
-                out.icsb
-                    .update("Route", row.uuid(), vec![("external_ids", ids)]);
+                // Compared here (the output stage would drop it anyway) so that a run on a
+                // converged state, e.g. our own rows coming back, has an empty output.
+                if &ids != row.get("external_ids") {
+                    out.icsb
+                        .update("Route", row.uuid(), vec![("external_ids", ids)]);
+                }
             }
         }
     }

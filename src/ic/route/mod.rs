@@ -40,6 +40,7 @@
 
 pub mod advertise;
 pub mod collect;
+pub mod incr;
 pub mod learn;
 pub mod parse;
 
@@ -136,42 +137,8 @@ pub struct Inputs<'a> {
 }
 
 impl<'a> Inputs<'a> {
-    pub fn load(v: &Views<'a>) -> Inputs<'a> {
-        let nbg = v.nb.rows("NB_Global").into_iter().next();
-        let g = GlobalOpts::from_options(|k| {
-            nbg.as_ref()
-                .and_then(|r| r.smap_get("options", k))
-                .map(str::to_string)
-        });
-        let by_name = |rows: Vec<Cow<'a, Row>>| -> HashMap<String, Cow<'a, Row>> {
-            rows.into_iter()
-                .map(|r| (r.str("name").to_string(), r))
-                .collect()
-        };
-        let mut routes_by_ts: BTreeMap<String, Vec<Cow<'a, Row>>> = BTreeMap::new();
-        for r in v.icsb.rows("Route") {
-            routes_by_ts
-                .entry(r.str("transit_switch").to_string())
-                .or_default()
-                .push(r);
-        }
-        let mut sb_learned: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
-        let sb = v.sb.replica();
-        if sb.has_table("Learned_Route") && sb.has_column("Datapath_Binding", "nb_uuid") {
-            let dp_to_lr: HashMap<Uuid, Uuid> =
-                v.sb.rows("Datapath_Binding")
-                    .iter()
-                    .filter_map(|d| d.uuid_of("nb_uuid").map(|n| (d.uuid(), n)))
-                    .collect();
-            for lr in v.sb.rows("Learned_Route") {
-                if let Some(n) = lr.uuid_of("datapath").and_then(|d| dp_to_lr.get(&d)) {
-                    sb_learned
-                        .entry(*n)
-                        .or_default()
-                        .push(lr.str("ip_prefix").to_string());
-                }
-            }
-        }
+    /// The global facts (options, schema) with empty row indexes.
+    fn base(v: &Views<'a>) -> Inputs<'a> {
         let origin_enum = v
             .icsb
             .replica()
@@ -185,7 +152,63 @@ impl<'a> Inputs<'a> {
                     .collect()
             });
         Inputs {
-            g,
+            g: global_opts(v),
+            lsp_by_name: HashMap::new(),
+            lrp_by_name: HashMap::new(),
+            ts_names: BTreeSet::new(),
+            routes_by_ts: BTreeMap::new(),
+            sb_learned: BTreeMap::new(),
+            has_route_options: v.icsb.replica().has_column("Route", "options"),
+            origin_enum,
+        }
+    }
+
+    /// Whether SB `Learned_Route` can be mapped to NB routers (§E.2).
+    fn sb_learned_supported(v: &Views) -> bool {
+        let sb = v.sb.replica();
+        sb.has_table("Learned_Route") && sb.has_column("Datapath_Binding", "nb_uuid")
+    }
+
+    /// SB Learned_Route prefixes by router, for the routers `keep` accepts.
+    fn load_sb_learned(v: &Views<'a>, keep: impl Fn(&Uuid) -> bool) -> BTreeMap<Uuid, Vec<String>> {
+        let mut sb_learned: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
+        if !Self::sb_learned_supported(v) {
+            return sb_learned;
+        }
+        let dp_to_lr: HashMap<Uuid, Uuid> =
+            v.sb.rows("Datapath_Binding")
+                .iter()
+                .filter_map(|d| d.uuid_of("nb_uuid").map(|n| (d.uuid(), n)))
+                .filter(|(_, n)| keep(n))
+                .collect();
+        if dp_to_lr.is_empty() {
+            return sb_learned;
+        }
+        for lr in v.sb.rows("Learned_Route") {
+            if let Some(n) = lr.uuid_of("datapath").and_then(|d| dp_to_lr.get(&d)) {
+                sb_learned
+                    .entry(*n)
+                    .or_default()
+                    .push(lr.str("ip_prefix").to_string());
+            }
+        }
+        sb_learned
+    }
+
+    pub fn load(v: &Views<'a>) -> Inputs<'a> {
+        let by_name = |rows: Vec<Cow<'a, Row>>| -> HashMap<String, Cow<'a, Row>> {
+            rows.into_iter()
+                .map(|r| (r.str("name").to_string(), r))
+                .collect()
+        };
+        let mut routes_by_ts: BTreeMap<String, Vec<Cow<'a, Row>>> = BTreeMap::new();
+        for r in v.icsb.rows("Route") {
+            routes_by_ts
+                .entry(r.str("transit_switch").to_string())
+                .or_default()
+                .push(r);
+        }
+        Inputs {
             lsp_by_name: by_name(v.nb.rows("Logical_Switch_Port")),
             lrp_by_name: by_name(v.nb.rows("Logical_Router_Port")),
             ts_names: v
@@ -195,10 +218,56 @@ impl<'a> Inputs<'a> {
                 .map(|t| t.str("name").to_string())
                 .collect(),
             routes_by_ts,
-            sb_learned,
-            has_route_options: v.icsb.replica().has_column("Route", "options"),
-            origin_enum,
+            sb_learned: Self::load_sb_learned(v, |_| true),
+            ..Self::base(v)
         }
+    }
+
+    /// Only what the incremental path needs for the routers `lrs` whose TS ports name the LRPs
+    /// `lrp_names`, on the transit switches `tses`: those switches (if they exist), their ISB
+    /// routes, the LSPs/LRPs behind their NB images (for the orphan check), the named LRPs and
+    /// the routers' SB learned prefixes. Lookups go through the replicas' indexes where the
+    /// daemon declares them.
+    pub fn load_for(
+        v: &Views<'a>,
+        lrs: &BTreeSet<Uuid>,
+        lrp_names: &BTreeSet<String>,
+        tses: &BTreeSet<String>,
+    ) -> Inputs<'a> {
+        let mut inp = Self::base(v);
+        let mut lrps: BTreeSet<String> = lrp_names.clone();
+        for ts in tses {
+            if v.icnb.find_by_str("Transit_Switch", "name", ts).is_empty() {
+                continue;
+            }
+            inp.ts_names.insert(ts.clone());
+            let rows = v.icsb.find_by_str("Route", "transit_switch", ts);
+            if !rows.is_empty() {
+                inp.routes_by_ts.insert(ts.clone(), rows);
+            }
+            for ls in v.nb.find_by_str("Logical_Switch", "name", ts) {
+                for u in ls.get("ports").uuids() {
+                    let Some(lsp) = v.nb.get("Logical_Switch_Port", u) else {
+                        continue;
+                    };
+                    if let Some(n) = lsp.smap_get("options", "router-port") {
+                        lrps.insert(n.to_string());
+                    }
+                    inp.lsp_by_name.insert(lsp.str("name").to_string(), lsp);
+                }
+            }
+        }
+        for n in lrps {
+            if let Some(r) =
+                v.nb.find_by_str("Logical_Router_Port", "name", &n)
+                    .into_iter()
+                    .last()
+            {
+                inp.lrp_by_name.insert(n, r);
+            }
+        }
+        inp.sb_learned = Self::load_sb_learned(v, |n| lrs.contains(n));
+        inp
     }
 
     /// The LRP named by an LSP's `options:router-port`.
@@ -207,6 +276,16 @@ impl<'a> Inputs<'a> {
         let lrp = lsp.smap_get("options", "router-port")?;
         self.lrp_by_name.get(lrp).map(|r| r.as_ref())
     }
+}
+
+/// The route options of the (first) NB_Global row.
+pub fn global_opts(v: &Views) -> GlobalOpts {
+    let nbg = v.nb.rows("NB_Global").into_iter().next();
+    GlobalOpts::from_options(|k| {
+        nbg.as_ref()
+            .and_then(|r| r.smap_get("options", k))
+            .map(str::to_string)
+    })
 }
 
 /// Pending edits of one router's `static_routes`.
@@ -236,25 +315,11 @@ impl StaticRoutesEdit {
     }
 }
 
-/// Run the route stage. `v` must include the outputs of the AZ, gateway, TS, TR and
-/// port-binding stages of this run.
+/// Run the route stage (a full recompute). `v` must include the outputs of the AZ, gateway,
+/// TS, TR and port-binding stages of this run. [`incr::recompute`] does the same and also
+/// returns the per-router results the incremental path keeps.
 pub fn run(v: &Views, ctx: &Ctx, st: &mut RouteState, out: &mut Out) {
-    let mut inp = Inputs::load(v);
-    collect::delete_orphans(v, ctx, &mut inp, out);
-    let routers = collect::routers(v, ctx, &inp, out);
-    let mut ads: BTreeMap<String, advertise::AdSet> = BTreeMap::new();
-    for (lr_uuid, ports) in &routers {
-        let Some(lr) = v.nb.get("Logical_Router", *lr_uuid) else {
-            continue;
-        };
-        advertise::build_router(v, &inp, st, &lr, ports, &mut ads);
-        let mut edit = StaticRoutesEdit::default();
-        learn::learn_router(v, ctx, &inp, &lr, ports, &mut edit, out);
-        edit.apply(&lr, out);
-    }
-    for (ts, set) in ads {
-        advertise::reconcile(ctx, &inp, &ts, set, out);
-    }
+    incr::recompute(v, ctx, st, out);
 }
 
 #[cfg(test)]

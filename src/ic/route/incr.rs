@@ -1,0 +1,362 @@
+//! Incremental route processing (spec design.md "Incremental processing"; issue "Routes —
+//! incremental from the start").
+//!
+//! The full recompute ([`recompute`]) builds the advertisement candidates per router and per
+//! transit switch, merges them per transit switch in router-UUID order and reconciles the own
+//! ISB `Route` rows with the merged set; it returns a [`Cache`] of the per-router results.
+//!
+//! A change handler ([`on_static_routes`], [`on_routers`], [`on_isb_routes`]) maps the changed
+//! rows to the affected routers and calls [`refresh`], which redoes the work of the full
+//! recompute for those routers only — their candidates, their learned NB routes — and
+//! reconciles only the transit switches they (or the changed ISB rows) are on, with the other
+//! routers' candidates taken from the cache. Because both paths share every step, a handled
+//! change writes exactly what a full recompute on the same state would really write.
+//!
+//! Neither path emits intents that would write nothing (see [`advertise::reconcile`]), so our
+//! own writes coming back through the monitors yield an empty output.
+//!
+//! Anything a handler cannot map to routers (a router created or deleted, a change of the
+//! global options or of the local AZ, no cache yet) is reported as [`Unhandled`] and the engine
+//! recomputes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::advertise::{self, AdSet};
+use super::collect::{self, TsPort};
+use super::{global_opts, learn, GlobalOpts, Inputs, RouteState, StaticRoutesEdit};
+use crate::ic::{Ctx, Out, Views};
+use crate::ovsdb::replica::ChangeKind;
+use crate::ovsdb::Uuid;
+
+/// Why a change cannot be handled incrementally (shown in debug logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unhandled(pub &'static str);
+
+/// One TS port of an interconnected router, by reference (the rows are re-read per run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRef {
+    /// The router's own ISB `Port_Binding`.
+    pub pb: Uuid,
+    pub ts: String,
+    /// `options:router-port` of the LSP.
+    pub lrp_name: String,
+}
+
+/// The per-router results kept between runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    /// The local AZ the results were computed for.
+    pub az: Uuid,
+    /// The route options they were computed with.
+    pub g: GlobalOpts,
+    /// The interconnected routers and their TS ports (A.6).
+    pub routers: BTreeMap<Uuid, Vec<PortRef>>,
+    /// Advertisement candidates per router, per transit switch (A.7). A transit switch is a key
+    /// when the router has a port on it and it exists in the INB.
+    pub ads: BTreeMap<Uuid, BTreeMap<String, AdSet>>,
+    /// `static_routes` of each interconnected router.
+    pub statics: BTreeMap<Uuid, BTreeSet<Uuid>>,
+    /// The owner of each static route of an interconnected router.
+    pub static_owner: HashMap<Uuid, Uuid>,
+}
+
+impl Cache {
+    fn new(az: Uuid, g: GlobalOpts) -> Cache {
+        Cache {
+            az,
+            g,
+            routers: BTreeMap::new(),
+            ads: BTreeMap::new(),
+            statics: BTreeMap::new(),
+            static_owner: HashMap::new(),
+        }
+    }
+
+    /// Record the `static_routes` of router `lr` after this run's edit.
+    fn set_statics(&mut self, lr: Uuid, now: BTreeSet<Uuid>) {
+        if let Some(old) = self.statics.get(&lr) {
+            for u in old.difference(&now) {
+                if self.static_owner.get(u) == Some(&lr) {
+                    self.static_owner.remove(u);
+                }
+            }
+        }
+        for u in &now {
+            self.static_owner.insert(*u, lr);
+        }
+        self.statics.insert(lr, now);
+    }
+
+    /// The interconnected routers with a port on `ts`.
+    pub fn routers_on<'s>(&'s self, ts: &'s str) -> impl Iterator<Item = Uuid> + 's {
+        self.routers
+            .iter()
+            .filter(move |(_, ports)| ports.iter().any(|p| p.ts == ts))
+            .map(|(u, _)| *u)
+    }
+
+    /// The candidates of all routers on `ts`, merged in router-UUID order (None when no router
+    /// advertises on it).
+    pub fn merged(&self, ts: &str) -> Option<AdSet> {
+        let mut sets = self.ads.values().filter_map(|m| m.get(ts));
+        let mut merged = sets.next()?.clone();
+        for s in sets {
+            for c in s.by_key.values() {
+                merged.add(c.clone());
+            }
+        }
+        Some(merged)
+    }
+}
+
+/// The `static_routes` of `lr` once `edit` is applied.
+fn statics_after(lr: &crate::ovsdb::replica::Row, edit: &StaticRoutesEdit) -> BTreeSet<Uuid> {
+    let mut s: BTreeSet<Uuid> = lr.get("static_routes").uuids().collect();
+    s.retain(|u| !edit.remove.contains(u));
+    s.extend(edit.add.iter().copied());
+    s
+}
+
+/// Learn for one router (A.7.5/A.8) and write its `static_routes` edit; returns the router's
+/// `static_routes` afterwards.
+fn learn_one(
+    v: &Views,
+    ctx: &Ctx,
+    inp: &Inputs,
+    lr: &crate::ovsdb::replica::Row,
+    ports: &[TsPort],
+    out: &mut Out,
+) -> BTreeSet<Uuid> {
+    let mut edit = StaticRoutesEdit::default();
+    learn::learn_router(v, ctx, inp, lr, ports, &mut edit, out);
+    edit.apply(lr, out);
+    statics_after(lr, &edit)
+}
+
+/// The full recompute of the route stage; returns the per-router results.
+pub fn recompute(v: &Views, ctx: &Ctx, st: &mut RouteState, out: &mut Out) -> Cache {
+    let mut inp = Inputs::load(v);
+    collect::delete_orphans(v, ctx, &mut inp, out);
+    let routers = collect::routers(v, ctx, &inp, out);
+    let mut cache = Cache::new(ctx.az, inp.g.clone());
+    for (lr_uuid, ports) in &routers {
+        cache.routers.insert(
+            *lr_uuid,
+            ports
+                .iter()
+                .map(|p| PortRef {
+                    pb: p.pb.uuid(),
+                    ts: p.ts().to_string(),
+                    lrp_name: p.lrp_name.clone(),
+                })
+                .collect(),
+        );
+        let Some(lr) = v.nb.get("Logical_Router", *lr_uuid) else {
+            continue;
+        };
+        let mut ads = BTreeMap::new();
+        advertise::build_router(v, &inp, st, &lr, ports, &mut ads);
+        cache.ads.insert(*lr_uuid, ads);
+        let statics = learn_one(v, ctx, &inp, &lr, ports, out);
+        cache.set_statics(*lr_uuid, statics);
+    }
+    let tses: BTreeSet<String> = cache.ads.values().flat_map(|m| m.keys().cloned()).collect();
+    for ts in tses {
+        if let Some(set) = cache.merged(&ts) {
+            advertise::reconcile(ctx, &inp, &ts, set, out);
+        }
+    }
+    cache
+}
+
+/// Redo the route work for the routers `lrs` (those not interconnected are ignored) and
+/// reconcile the transit switches they are on plus `extra_ts`. `base` are the views the full
+/// recompute would read; `out` holds what this node already wants this run (a refresh reads
+/// through it, so refreshing a router twice in one run writes nothing twice).
+pub fn refresh(
+    base: &Views,
+    ctx: &Ctx,
+    st: &mut RouteState,
+    cache: &mut Cache,
+    lrs: &BTreeSet<Uuid>,
+    extra_ts: &BTreeSet<String>,
+    out: &mut Out,
+) -> Result<(), Unhandled> {
+    let prev = std::mem::take(out);
+    let mut fresh = Out::default();
+    let res = {
+        let v = base.with(&prev);
+        refresh_in(&v, ctx, st, cache, lrs, extra_ts, &mut fresh)
+    };
+    *out = prev;
+    out.merge(&fresh);
+    res
+}
+
+fn refresh_in(
+    v: &Views,
+    ctx: &Ctx,
+    st: &mut RouteState,
+    cache: &mut Cache,
+    lrs: &BTreeSet<Uuid>,
+    extra_ts: &BTreeSet<String>,
+    out: &mut Out,
+) -> Result<(), Unhandled> {
+    if ctx.az != cache.az {
+        return Err(Unhandled("availability zone changed"));
+    }
+    let lrs: BTreeSet<Uuid> = lrs
+        .iter()
+        .filter(|u| cache.routers.contains_key(u))
+        .copied()
+        .collect();
+    let mut tses = extra_ts.clone();
+    let mut lrp_names = BTreeSet::new();
+    for p in lrs.iter().flat_map(|u| &cache.routers[u]) {
+        tses.insert(p.ts.clone());
+        lrp_names.insert(p.lrp_name.clone());
+    }
+    if tses.is_empty() {
+        return Ok(());
+    }
+    let mut inp = Inputs::load_for(v, &lrs, &lrp_names, &tses);
+    if inp.g != cache.g {
+        return Err(Unhandled("route options changed"));
+    }
+    collect::delete_orphans(v, ctx, &mut inp, out);
+    for lr_uuid in &lrs {
+        let Some(lr) = v.nb.get("Logical_Router", *lr_uuid) else {
+            return Err(Unhandled("interconnected router deleted"));
+        };
+        let mut ports = vec![];
+        for p in &cache.routers[lr_uuid] {
+            let Some(pb) = v.icsb.get("Port_Binding", p.pb) else {
+                return Err(Unhandled("router port binding gone"));
+            };
+            ports.push(TsPort {
+                pb,
+                lrp_name: p.lrp_name.clone(),
+            });
+        }
+        let mut ads = BTreeMap::new();
+        advertise::build_router(v, &inp, st, &lr, &ports, &mut ads);
+        cache.ads.insert(*lr_uuid, ads);
+        let statics = learn_one(v, ctx, &inp, &lr, &ports, out);
+        cache.set_statics(*lr_uuid, statics);
+    }
+    for ts in &tses {
+        if let Some(set) = cache.merged(ts) {
+            advertise::reconcile(ctx, &inp, ts, set, out);
+        }
+    }
+    Ok(())
+}
+
+/// Changed NB `Logical_Router_Static_Route` rows: refresh their owners. A new route is
+/// attached to its router in the same transaction, so the router's own change covers it.
+pub fn on_static_routes(
+    base: &Views,
+    ctx: &Ctx,
+    st: &mut RouteState,
+    cache: &mut Cache,
+    changed: &BTreeSet<Uuid>,
+    out: &mut Out,
+) -> Result<(), Unhandled> {
+    let lrs: BTreeSet<Uuid> = changed
+        .iter()
+        .filter_map(|u| cache.static_owner.get(u).copied())
+        .collect();
+    refresh(base, ctx, st, cache, &lrs, &BTreeSet::new(), out)
+}
+
+/// Changed NB `Logical_Router` rows: refresh the interconnected ones. A router created or
+/// deleted may change the set of interconnected routers: recompute.
+pub fn on_routers(
+    base: &Views,
+    ctx: &Ctx,
+    st: &mut RouteState,
+    cache: &mut Cache,
+    changed: &BTreeSet<Uuid>,
+    out: &mut Out,
+) -> Result<(), Unhandled> {
+    let kinds: HashMap<Uuid, ChangeKind> = base
+        .nb
+        .replica()
+        .changes("Logical_Router")
+        .into_iter()
+        .map(|c| (c.uuid, c.kind))
+        .collect();
+    let mut lrs = BTreeSet::new();
+    for u in changed {
+        let exists = base.nb.get("Logical_Router", *u).is_some();
+        if cache.routers.contains_key(u) {
+            if !exists {
+                return Err(Unhandled("interconnected router deleted"));
+            }
+            lrs.insert(*u);
+        } else if exists && kinds.get(u) != Some(&ChangeKind::Updated) {
+            return Err(Unhandled("router created"));
+        }
+    }
+    refresh(base, ctx, st, cache, &lrs, &BTreeSet::new(), out)
+}
+
+/// Changed ISB `Route` rows: refresh the routers learning through their transit switches and
+/// reconcile those switches (own rows coming back, rows of other AZs to learn or unlearn).
+pub fn on_isb_routes(
+    base: &Views,
+    ctx: &Ctx,
+    st: &mut RouteState,
+    cache: &mut Cache,
+    changed: &BTreeSet<Uuid>,
+    out: &mut Out,
+) -> Result<(), Unhandled> {
+    let old: HashMap<Uuid, String> = base
+        .icsb
+        .replica()
+        .changes("Route")
+        .into_iter()
+        .filter_map(|c| c.old.map(|r| (c.uuid, r.str("transit_switch").to_string())))
+        .collect();
+    let mut tses = BTreeSet::new();
+    for u in changed {
+        let now = base.icsb.get("Route", *u);
+        let mut known = false;
+        if let Some(r) = &now {
+            tses.insert(r.str("transit_switch").to_string());
+            known = true;
+        }
+        if let Some(ts) = old.get(u) {
+            tses.insert(ts.clone());
+            known = true;
+        }
+        if !known {
+            return Err(Unhandled("changed ISB route unknown"));
+        }
+    }
+    let lrs: BTreeSet<Uuid> = tses.iter().flat_map(|ts| cache.routers_on(ts)).collect();
+    refresh(base, ctx, st, cache, &lrs, &tses, out)
+}
+
+/// A change of `NB_Global`: handled when the route options stay the same.
+pub fn on_nb_global(base: &Views, cache: &Cache) -> Result<(), Unhandled> {
+    if global_opts(base) == cache.g {
+        Ok(())
+    } else {
+        Err(Unhandled("route options changed"))
+    }
+}
+
+/// A change of SB `Learned_Route` or `Datapath_Binding`: irrelevant when the SB cannot map
+/// learned routes to routers (§E.2), else recompute.
+pub fn on_sb_learned(base: &Views) -> Result<(), Unhandled> {
+    if Inputs::sb_learned_supported(base) {
+        Err(Unhandled("SB learned routes"))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "incr_tests.rs"]
+mod tests;
