@@ -386,6 +386,7 @@ fn index_tables(r: &mut Replica) {
         ],
         tables::ICNB_DB => &[("Transit_Switch", &["name"])],
         tables::ICSB_DB => &[
+            ("Route", &["transit_switch"]),
             ("Port_Binding", &["transit_switch"]),
             ("Port_Binding", &["logical_port"]),
             ("Availability_Zone", &["name"]),
