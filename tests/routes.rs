@@ -1,0 +1,416 @@
+//! Route exchange (spec `ovn-ic-routes.md` Part A) and Address_Set synchronisation (Part B)
+//! end to end: real `ovsdb-server`s, Debian's `ovn-northd` per AZ (it turns the LRPs into SB
+//! port bindings whose `mac` column becomes the ISB `Port_Binding.address`), this crate's
+//! `ovn-ic` per AZ, configured with Debian's `ovn-nbctl` / `ovn-ic-nbctl`.
+//!
+//! Each test runs one environment and several steps; after every step the exact ISB `Route`
+//! rows and the exact learned NB routes of the routers involved are compared (see
+//! `tests/routes/env.rs` for the one-line rendering). The spec rules each step pins down are
+//! named in the comments (A.x, L5.x, 0.x). Features whose tables or enum values the schemas in
+//! use lack (Debian's 23.03 schemas) are skipped with a message.
+
+mod common;
+
+#[path = "routes/env.rs"]
+mod env;
+
+use common::our_ovn_ic;
+use env::{isb_line, learned_line, Env};
+
+/// The next hops of a TS port: (IPv4, IPv6).
+#[derive(Clone, Copy)]
+struct Nh {
+    v4: &'static str,
+    v6: &'static str,
+}
+
+const NH1_TS1: Nh = Nh {
+    v4: "169.254.100.1",
+    v6: "2001:db8:100::1",
+};
+const NH1_TS2: Nh = Nh {
+    v4: "169.254.200.1",
+    v6: "2001:db8:200::1",
+};
+const NH2_TS1: Nh = Nh {
+    v4: "169.254.100.2",
+    v6: "2001:db8:100::2",
+};
+
+/// What `lr` learns from ISB lines: `(prefix, nexthop, rtb, origin, from)` per line.
+fn learned(rows: &[(&str, &str, &str, &str, &str)]) -> Vec<String> {
+    rows.iter()
+        .map(|(p, n, r, o, f)| learned_line(p, n, r, o, f))
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Basic flow (test "ovn-ic -- route sync", "duplicate NB route adv/learn", "route deletion upon
+// TS deletion")
+// ------------------------------------------------------------------------------------------------
+
+/// az1's advertisements of lr1 on one TS (with that TS port's next hops).
+fn az1_ads(ts: &str, nh: Nh, with_default: bool, with_10_11_1: bool) -> Vec<String> {
+    let mut out = vec![
+        isb_line(
+            ts,
+            "az1",
+            "1.1.1.1/32",
+            nh.v4,
+            "static",
+            "",
+            "route:1.1.1.1",
+            "lr1",
+        ),
+        isb_line(
+            ts,
+            "az1",
+            "2003:db8:1::/64",
+            nh.v6,
+            "static",
+            "",
+            "route:2003:db8:1::/64",
+            "lr1",
+        ),
+        // Host bits kept (0.5); the TS LRPs themselves are never advertised (A.7.2).
+        isb_line(
+            ts,
+            "az1",
+            "192.168.1.1/24",
+            nh.v4,
+            "connected",
+            "",
+            "lrp:lr1-int",
+            "lr1",
+        ),
+        isb_line(
+            ts,
+            "az1",
+            "2002:db8:1::1/64",
+            nh.v6,
+            "connected",
+            "",
+            "lrp:lr1-int",
+            "lr1",
+        ),
+    ];
+    if with_10_11_1 {
+        out.push(isb_line(
+            ts,
+            "az1",
+            "10.11.1.0/24",
+            nh.v4,
+            "static",
+            "",
+            "route:10.11.1.0/24",
+            "lr1",
+        ));
+    }
+    if with_default {
+        out.push(isb_line(
+            ts,
+            "az1",
+            "0.0.0.0/0",
+            nh.v4,
+            "static",
+            "",
+            "route:0.0.0.0/0",
+            "lr1",
+        ));
+    }
+    out
+}
+
+/// What a learner sees from [`az1_ads`] (`skip` = prefixes it must not learn).
+fn az1_learned(
+    ts: &str,
+    nh: Nh,
+    with_default: bool,
+    with_10_11_1: bool,
+    skip: &[&str],
+) -> Vec<String> {
+    let from = format!("az1/{ts}");
+    let mut rows = vec![
+        ("1.1.1.1/32", nh.v4, "", "static"),
+        ("2003:db8:1::/64", nh.v6, "", "static"),
+        ("192.168.1.1/24", nh.v4, "", "connected"),
+        ("2002:db8:1::1/64", nh.v6, "", "connected"),
+    ];
+    if with_10_11_1 {
+        rows.push(("10.11.1.0/24", nh.v4, "", "static"));
+    }
+    if with_default {
+        rows.push(("0.0.0.0/0", nh.v4, "", "static"));
+    }
+    rows.into_iter()
+        .filter(|r| !skip.contains(&r.0))
+        .map(|(p, n, r, o)| learned_line(p, n, r, o, &from))
+        .collect()
+}
+
+fn az2_ads() -> Vec<String> {
+    vec![
+        isb_line(
+            "ts1",
+            "az2",
+            "10.22.1.0/24",
+            NH2_TS1.v4,
+            "static",
+            "",
+            "route:10.22.1.0/24",
+            "lr2",
+        ),
+        isb_line(
+            "ts1",
+            "az2",
+            "192.168.2.1/24",
+            NH2_TS1.v4,
+            "connected",
+            "",
+            "lrp:lr2-int",
+            "lr2",
+        ),
+    ]
+}
+
+fn az2_learned_by_lr1(from: &str) -> Vec<String> {
+    learned(&[
+        ("10.22.1.0/24", NH2_TS1.v4, "", "static", from),
+        ("192.168.2.1/24", NH2_TS1.v4, "", "connected", from),
+    ])
+}
+
+#[test]
+fn route_sync_basic_ipv4_ipv6_filters_and_deletion() {
+    let env = Env::start(our_ovn_ic(), &["az1", "az2"], true, &[]);
+    env.add_ts("ts1");
+    env.add_ts("ts2");
+    // az1: lr1 on ts1 and ts2, one internal LRP, static routes of every kind.
+    env.attach(
+        0,
+        "lr1",
+        "ts1",
+        "lr1-ts1",
+        "aa:aa:aa:aa:aa:01",
+        &["169.254.100.1/24", "2001:db8:100::1/64"],
+    );
+    env.attach(
+        0,
+        "lr1",
+        "ts2",
+        "lr1-ts2",
+        "aa:aa:aa:aa:aa:11",
+        &["169.254.200.1/24", "2001:db8:200::1/64"],
+    );
+    env.add_lrp(
+        0,
+        "lr1",
+        "lr1-int",
+        "00:00:00:00:01:01",
+        &["192.168.1.1/24", "2002:db8:1::1/64"],
+    );
+    env.add_route(0, &[], "lr1", "10.11.1.0/24", "192.168.1.10");
+    env.add_route(0, &[], "lr1", "1.1.1.1/32", "192.168.1.10");
+    env.add_route(0, &[], "lr1", "0.0.0.0/0", "192.168.1.10");
+    env.add_route(0, &[], "lr1", "2003:db8:1::/64", "2002:db8:1::10");
+    // Never advertised: src-ip policy (A.11.7), link-local prefix (0.6), link-local next hop.
+    env.add_route(
+        0,
+        &["--policy=src-ip"],
+        "lr1",
+        "10.11.2.0/24",
+        "192.168.1.10",
+    );
+    env.add_route(0, &[], "lr1", "169.254.10.0/24", "192.168.1.10");
+    env.add_route(0, &[], "lr1", "2003:db8:3::/64", "fe80::1");
+    // az2: lr2 on ts1 with a connected network and a static route; lr3 on ts2 only.
+    env.attach(
+        1,
+        "lr2",
+        "ts1",
+        "lr2-ts1",
+        "aa:aa:aa:aa:aa:02",
+        &["169.254.100.2/24", "2001:db8:100::2/64"],
+    );
+    env.add_lrp(
+        1,
+        "lr2",
+        "lr2-int",
+        "00:00:00:00:02:01",
+        &["192.168.2.1/24"],
+    );
+    env.add_route(1, &[], "lr2", "10.22.1.0/24", "192.168.2.10");
+    env.attach(
+        1,
+        "lr3",
+        "ts2",
+        "lr3-ts2",
+        "aa:aa:aa:aa:aa:13",
+        &["169.254.200.3/24", "2001:db8:200::3/64"],
+    );
+
+    // Nothing is exchanged while ic-route-adv/learn are off (A.7.7 rule 1, L5.1).
+    let lrs_empty = vec![(0, "lr1", vec![]), (1, "lr2", vec![]), (1, "lr3", vec![])];
+    env.expect_routes("adv/learn off", &[], &lrs_empty);
+
+    env.enable_routes();
+    let mut isb = az1_ads("ts1", NH1_TS1, false, true);
+    isb.extend(az1_ads("ts2", NH1_TS2, false, true));
+    isb.extend(az2_ads());
+    // Learned routes are not re-advertised (A.11.5): exactly one 1.1.1.1/32 row per TS.
+    // A TS only carries its own routes: lr2 learns ts1's, lr3 ts2's (isolation).
+    env.expect_routes(
+        "adv/learn on",
+        &isb,
+        &[
+            (0, "lr1", az2_learned_by_lr1("az2/ts1")),
+            (1, "lr2", az1_learned("ts1", NH1_TS1, false, true, &[])),
+            (1, "lr3", az1_learned("ts2", NH1_TS2, false, true, &[])),
+        ],
+    );
+
+    // Default route: needs ic-route-adv-default on the advertiser (A.7.7 rule 2) ...
+    env.set_options(0, &[("ic-route-adv-default", "true")]);
+    let mut isb = az1_ads("ts1", NH1_TS1, true, true);
+    isb.extend(az1_ads("ts2", NH1_TS2, true, true));
+    isb.extend(az2_ads());
+    env.expect_routes(
+        "adv-default on",
+        &isb,
+        &[
+            (1, "lr2", az1_learned("ts1", NH1_TS1, false, true, &[])),
+            (1, "lr3", az1_learned("ts2", NH1_TS2, false, true, &[])),
+        ],
+    );
+    // ... and ic-route-learn-default on the learner (L5.2).
+    env.set_options(1, &[("ic-route-learn-default", "true")]);
+    env.expect_routes(
+        "learn-default on",
+        &isb,
+        &[
+            (1, "lr2", az1_learned("ts1", NH1_TS1, true, true, &[])),
+            (1, "lr3", az1_learned("ts2", NH1_TS2, true, true, &[])),
+        ],
+    );
+
+    // Global deny list on the learner, IPv4 and IPv6, leading blank tolerated (0.8, L5.6).
+    env.set_options(1, &[("ic-route-denylist", "10.11.0.0/16, 2003:db8::/32")]);
+    let deny = ["10.11.1.0/24", "2003:db8:1::/64"];
+    env.expect_routes(
+        "denylist on az2",
+        &isb,
+        &[
+            (0, "lr1", az2_learned_by_lr1("az2/ts1")),
+            (1, "lr2", az1_learned("ts1", NH1_TS1, true, true, &deny)),
+            (1, "lr3", az1_learned("ts2", NH1_TS2, true, true, &deny)),
+        ],
+    );
+    // The legacy name is used only when ic-route-denylist is absent (or empty).
+    env.set_options(1, &[("ic-route-blacklist", "1.1.1.0/24")]);
+    env.expect_routes(
+        "blacklist ignored while denylist is set",
+        &isb,
+        &[(1, "lr2", az1_learned("ts1", NH1_TS1, true, true, &deny))],
+    );
+    env.set_options(1, &[("ic-route-denylist", "")]);
+    env.expect_routes(
+        "empty denylist: blacklist applies",
+        &isb,
+        &[
+            (
+                1,
+                "lr2",
+                az1_learned("ts1", NH1_TS1, true, true, &["1.1.1.1/32"]),
+            ),
+            (
+                1,
+                "lr3",
+                az1_learned("ts2", NH1_TS2, true, true, &["1.1.1.1/32"]),
+            ),
+        ],
+    );
+    env.remove_option(1, "ic-route-blacklist");
+    env.remove_option(1, "ic-route-denylist");
+
+    // Learning switched off in az2 removes every learned route there, not az1's (L5.1).
+    env.set_options(1, &[("ic-route-learn", "false")]);
+    env.expect_routes(
+        "learn off in az2",
+        &isb,
+        &[
+            (0, "lr1", az2_learned_by_lr1("az2/ts1")),
+            (1, "lr2", vec![]),
+            (1, "lr3", vec![]),
+        ],
+    );
+    env.set_options(1, &[("ic-route-learn", "true")]);
+    env.expect_routes(
+        "learn on again",
+        &isb,
+        &[
+            (1, "lr2", az1_learned("ts1", NH1_TS1, true, true, &[])),
+            (1, "lr3", az1_learned("ts2", NH1_TS2, true, true, &[])),
+        ],
+    );
+
+    // Deleting the source withdraws the route everywhere (A.9, A.8 step 4).
+    env.nbctl(0, &["lr-route-del", "lr1", "10.11.1.0/24"]);
+    let mut isb = az1_ads("ts1", NH1_TS1, true, false);
+    isb.extend(az1_ads("ts2", NH1_TS2, true, false));
+    isb.extend(az2_ads());
+    env.expect_routes(
+        "static route deleted",
+        &isb,
+        &[
+            (1, "lr2", az1_learned("ts1", NH1_TS1, true, false, &[])),
+            (1, "lr3", az1_learned("ts2", NH1_TS2, true, false, &[])),
+        ],
+    );
+
+    // Transit switch deleted: this AZ's rows on it vanish (A.5), the same prefixes on ts2 stay.
+    // lr1 is still attached (ts2) and drops what it learned on ts1; lr2 has no TS port left and
+    // is no longer processed, so its learned routes stay (A.6 quirk).
+    // lr1-ts1 is now an ordinary LRP of lr1: its IPv6 network is advertised as connected on
+    // ts2, its IPv4 one is link-local and is not (A.7.2, 0.6).
+    env.ic_nbctl(&["ts-del", "ts1"]);
+    let mut isb = az1_ads("ts2", NH1_TS2, true, false);
+    isb.push(isb_line(
+        "ts2",
+        "az1",
+        "2001:db8:100::1/64",
+        NH1_TS2.v6,
+        "connected",
+        "",
+        "lrp:lr1-ts1",
+        "lr1",
+    ));
+    let mut lr3 = az1_learned("ts2", NH1_TS2, true, false, &[]);
+    lr3.push(learned_line(
+        "2001:db8:100::1/64",
+        NH1_TS2.v6,
+        "",
+        "connected",
+        "az1/ts2",
+    ));
+    let stale: Vec<String> = az1_learned("ts1", NH1_TS1, true, false, &[])
+        .into_iter()
+        .map(|l| l.replace("from=az1/ts1", "from=gone"))
+        .collect();
+    env.expect_routes(
+        "ts1 deleted",
+        &isb,
+        &[
+            (0, "lr1", vec![]),
+            (1, "lr2", stale.clone()),
+            (1, "lr3", lr3),
+        ],
+    );
+
+    // Advertising switched off: the AZ's rows on its remaining TS go (A.9).
+    env.set_options(0, &[("ic-route-adv", "false")]);
+    env.expect_routes(
+        "adv off in az1",
+        &[],
+        &[(1, "lr2", stale), (1, "lr3", vec![])],
+    );
+}
