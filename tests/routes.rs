@@ -414,3 +414,522 @@ fn route_sync_basic_ipv4_ipv6_filters_and_deletion() {
         &[(1, "lr2", stale), (1, "lr3", vec![])],
     );
 }
+
+// ------------------------------------------------------------------------------------------------
+// Route tables (A.10; tests "route sync -- route tables", "multiple route tables (IPv6)", "same
+// routes destination")
+// ------------------------------------------------------------------------------------------------
+
+/// `ovn-nbctl set TABLE RECORD K=V...` helper.
+fn set(env: &Env, az: usize, table: &str, record: &str, kv: &[&str]) {
+    let mut args = vec!["set", table, record];
+    args.extend_from_slice(kv);
+    env.nbctl(az, &args);
+}
+
+/// The `_uuid` of the static route `prefix` (in `rtb`) of AZ `az`.
+fn route_uuid(env: &Env, az: usize, prefix: &str) -> String {
+    let out = env.nbctl(
+        az,
+        &[
+            "--bare",
+            "--columns=_uuid",
+            "find",
+            "Logical_Router_Static_Route",
+            &format!("ip_prefix=\"{prefix}\""),
+        ],
+    );
+    out.lines()
+        .next()
+        .unwrap_or_else(|| panic!("no static route {prefix}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn route_sync_route_tables() {
+    let env = Env::start(our_ovn_ic(), &["az1", "az2"], true, &[]);
+    // Without ISB Route.options (23.03 schemas) override-connected is neither written nor read.
+    let oc = if env::has_column("ovn-ic-sb", "Route", "options") {
+        " oc"
+    } else {
+        ""
+    };
+    env.add_ts("ts1");
+    env.attach(
+        0,
+        "lr1",
+        "ts1",
+        "lr1-ts1",
+        "aa:aa:aa:aa:aa:01",
+        &["169.254.100.1/24", "2001:db8:100::1/64"],
+    );
+    set(
+        &env,
+        0,
+        "Logical_Router_Port",
+        "lr1-ts1",
+        &["options:route_table=rtb1"],
+    );
+    env.add_lrp(
+        0,
+        "lr1",
+        "lr1-int",
+        "00:00:00:00:01:01",
+        &["192.168.1.1/24"],
+    );
+    env.add_route(
+        0,
+        &["--route-table=rtb1"],
+        "lr1",
+        "10.11.1.0/24",
+        "192.168.1.10",
+    );
+    env.add_route(
+        0,
+        &["--route-table=rtb1"],
+        "lr1",
+        "10.11.2.0/24",
+        "192.168.1.10",
+    );
+    env.add_route(
+        0,
+        &["--route-table=rtb1"],
+        "lr1",
+        "2003:db8:1::/64",
+        "2001:db8:100::10",
+    );
+    // A main-table static route is not served by a rtb1 port (A.7.1).
+    env.add_route(0, &[], "lr1", "10.11.9.0/24", "192.168.1.10");
+    let r2 = route_uuid(&env, 0, "10.11.2.0/24");
+    set(
+        &env,
+        0,
+        "Logical_Router_Static_Route",
+        &r2,
+        &["options:override-connected=true"],
+    );
+
+    env.attach(
+        1,
+        "lr2",
+        "ts1",
+        "lr2-ts1",
+        "aa:aa:aa:aa:aa:02",
+        &["169.254.100.2/24", "2001:db8:100::2/64"],
+    );
+    set(
+        &env,
+        1,
+        "Logical_Router_Port",
+        "lr2-ts1",
+        &["options:route_table=rtb1"],
+    );
+    env.attach(
+        1,
+        "lr3",
+        "ts1",
+        "lr3-ts1",
+        "aa:aa:aa:aa:aa:03",
+        &["169.254.100.3/24"],
+    );
+    set(
+        &env,
+        1,
+        "Logical_Router_Port",
+        "lr3-ts1",
+        &["options:route_table=rtb2"],
+    );
+    env.enable_routes();
+
+    let (n4, n6) = (NH1_TS1.v4, NH1_TS1.v6);
+    let mut isb = vec![
+        isb_line(
+            "ts1",
+            "az1",
+            "10.11.1.0/24",
+            n4,
+            "static",
+            "rtb1",
+            "route:10.11.1.0/24@rtb1",
+            "lr1",
+        ),
+        isb_line(
+            "ts1",
+            "az1",
+            "10.11.2.0/24",
+            n4,
+            "static",
+            "rtb1",
+            "route:10.11.2.0/24@rtb1",
+            "lr1",
+        ) + oc,
+        isb_line(
+            "ts1",
+            "az1",
+            "2003:db8:1::/64",
+            n6,
+            "static",
+            "rtb1",
+            "route:2003:db8:1::/64@rtb1",
+            "lr1",
+        ),
+        // Connected networks: main table, plus an override-connected copy in the port's table.
+        isb_line(
+            "ts1",
+            "az1",
+            "192.168.1.1/24",
+            n4,
+            "connected",
+            "",
+            "lrp:lr1-int",
+            "lr1",
+        ),
+        isb_line(
+            "ts1",
+            "az1",
+            "192.168.1.1/24",
+            n4,
+            "connected",
+            "rtb1",
+            "lrp:lr1-int",
+            "lr1",
+        ) + oc,
+    ];
+    let from = "az1/ts1";
+    let mut lr2 = vec![
+        learned_line("10.11.1.0/24", n4, "rtb1", "static", from),
+        learned_line("10.11.2.0/24", n4, "rtb1", "static", from) + oc,
+        learned_line("2003:db8:1::/64", n6, "rtb1", "static", from),
+        learned_line("192.168.1.1/24", n4, "", "connected", from),
+        learned_line("192.168.1.1/24", n4, "rtb1", "connected", from) + oc,
+    ];
+    // lr3 serves rtb2: only main-table rows (L3).
+    let lr3_main = vec![learned_line("192.168.1.1/24", n4, "", "connected", from)];
+    env.expect_routes(
+        "route tables",
+        &isb,
+        &[
+            (0, "lr1", vec![]),
+            (1, "lr2", lr2.clone()),
+            (1, "lr3", lr3_main.clone()),
+        ],
+    );
+
+    // A local static route with the same table and prefix string blocks learning (L5.8); the
+    // string must match exactly: 192.168.1.0/24 does not block 192.168.1.1/24. lr2 now
+    // advertises its rtb1 route, which lr1 does not learn (it has the same local route).
+    env.add_route(
+        1,
+        &["--route-table=rtb1"],
+        "lr2",
+        "10.11.1.0/24",
+        "169.254.100.1",
+    );
+    env.add_route(1, &[], "lr2", "192.168.1.0/24", "169.254.100.1");
+    isb.push(isb_line(
+        "ts1",
+        "az2",
+        "10.11.1.0/24",
+        NH2_TS1.v4,
+        "static",
+        "rtb1",
+        "route:10.11.1.0/24@rtb1",
+        "lr2",
+    ));
+    lr2.retain(|l| !l.starts_with("10.11.1.0/24"));
+    env.expect_routes(
+        "local route blocks learning",
+        &isb,
+        &[
+            (0, "lr1", vec![]),
+            (1, "lr2", lr2.clone()),
+            (1, "lr3", lr3_main),
+        ],
+    );
+
+    // lr3 switches to rtb1: it learns az1's rtb1 rows and lr2's (same AZ, other router: lr-id,
+    // L1), the two 10.11.1.0/24 next hops side by side (ECMP).
+    set(
+        &env,
+        1,
+        "Logical_Router_Port",
+        "lr3-ts1",
+        &["options:route_table=rtb1"],
+    );
+    let mut lr3 = vec![
+        learned_line("10.11.1.0/24", n4, "rtb1", "static", from),
+        learned_line("10.11.1.0/24", NH2_TS1.v4, "rtb1", "static", "az2/ts1"),
+        learned_line("10.11.2.0/24", n4, "rtb1", "static", from) + oc,
+        learned_line("192.168.1.1/24", n4, "", "connected", from),
+        learned_line("192.168.1.1/24", n4, "rtb1", "connected", from) + oc,
+    ];
+    // lr3's port has no IPv6 network: the IPv6 next hop is not on-link (L5.9).
+    env.expect_routes(
+        "lr3 on rtb1",
+        &isb,
+        &[(0, "lr1", vec![]), (1, "lr2", lr2), (1, "lr3", lr3.clone())],
+    );
+    // ... and once it has one, it is.
+    env.nbctl(
+        1,
+        &[
+            "add",
+            "Logical_Router_Port",
+            "lr3-ts1",
+            "networks",
+            "\"2001:db8:100::3/64\"",
+        ],
+    );
+    lr3.push(learned_line("2003:db8:1::/64", n6, "rtb1", "static", from));
+    env.expect_routes("lr3 with IPv6", &isb, &[(1, "lr3", lr3)]);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Allow/deny prefix filters and tags (0.8, A.7.7, L2, L5.6, L5.7; tests "prefix filter --
+// filtering routes", "prefix filter -- deny route adv", "route tag -- tagging and filtering")
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn route_sync_prefix_filters_and_tags() {
+    let env = Env::start(our_ovn_ic(), &["az1", "az2", "az3"], true, &[]);
+    env.add_ts("ts1");
+    env.attach(
+        0,
+        "lr1",
+        "ts1",
+        "lr1-ts1",
+        "aa:aa:aa:aa:aa:01",
+        &["169.254.100.1/24", "2001:db8:100::1/64"],
+    );
+    env.add_lrp(
+        0,
+        "lr1",
+        "lr1-int",
+        "00:00:00:00:01:01",
+        &["192.168.1.1/24", "2002:db8:1::1/64"],
+    );
+    for p in ["10.1.1.0/24", "10.1.2.0/24", "10.2.1.0/24", "10.3.0.0/16"] {
+        env.add_route(0, &[], "lr1", p, "192.168.1.10");
+    }
+    for p in ["2003:db8:1::/64", "2003:db8:2::/64"] {
+        env.add_route(0, &[], "lr1", p, "2002:db8:1::10");
+    }
+    // Advertiser: deny on the TS port beats the router's allow list; an invalid token is
+    // skipped with a warning; allow tokens match their own family only.
+    set(
+        &env,
+        0,
+        "Logical_Router_Port",
+        "lr1-ts1",
+        &[
+            "options:ic-route-deny-adv=\"10.2.0.0/16\"",
+            "options:ic-route-tag=blue",
+        ],
+    );
+    set(
+        &env,
+        0,
+        "Logical_Router",
+        "lr1",
+        &["options:ic-route-filter-adv=\"10.1.0.0/16,10.2.0.0/16,10.3.0.0/16,192.168.0.0/16,2003:db8:1::/48,bogus\""],
+    );
+
+    env.attach(
+        1,
+        "lr2",
+        "ts1",
+        "lr2-ts1",
+        "aa:aa:aa:aa:aa:02",
+        &["169.254.100.2/24", "2001:db8:100::2/64"],
+    );
+    env.add_lrp(
+        1,
+        "lr2",
+        "lr2-int",
+        "00:00:00:00:02:01",
+        &["192.168.2.1/24"],
+    );
+    env.add_route(1, &[], "lr2", "10.20.0.0/16", "192.168.2.10");
+    env.add_route(1, &[], "lr2", "10.20.5.0/24", "192.168.2.10");
+    set(
+        &env,
+        1,
+        "Logical_Router_Port",
+        "lr2-ts1",
+        &["options:ic-route-filter-tag=blue"],
+    );
+
+    env.attach(
+        2,
+        "lr3",
+        "ts1",
+        "lr3-ts1",
+        "aa:aa:aa:aa:aa:03",
+        &["169.254.100.3/24", "2001:db8:100::3/64"],
+    );
+    env.add_lrp(
+        2,
+        "lr3",
+        "lr3-int",
+        "00:00:00:00:03:01",
+        &["192.168.3.1/24"],
+    );
+    set(
+        &env,
+        2,
+        "Logical_Router_Port",
+        "lr3-ts1",
+        &["options:ic-route-filter-learn=\"10.1.0.0/16,10.20.0.0/16,2003:db8::/32\""],
+    );
+    set(
+        &env,
+        2,
+        "Logical_Router",
+        "lr3",
+        &["options:ic-route-deny-learn=\"10.1.2.0/24\""],
+    );
+    env.enable_routes();
+    // The global deny list applies to both directions: az3 advertises nothing.
+    env.set_options(2, &[("ic-route-denylist", "10.20.5.0/24,192.168.3.0/24")]);
+
+    let (n4, n6) = (NH1_TS1.v4, NH1_TS1.v6);
+    let az1 = |tag: &str| -> Vec<String> {
+        [
+            ("10.1.1.0/24", n4, "static", "route:10.1.1.0/24"),
+            ("10.1.2.0/24", n4, "static", "route:10.1.2.0/24"),
+            ("10.3.0.0/16", n4, "static", "route:10.3.0.0/16"),
+            ("192.168.1.1/24", n4, "connected", "lrp:lr1-int"),
+            ("2003:db8:1::/64", n6, "static", "route:2003:db8:1::/64"),
+        ]
+        .iter()
+        .map(|(p, n, o, src)| {
+            isb_line("ts1", "az1", p, n, o, "", src, "lr1") + &format!(" tag={tag}")
+        })
+        .collect()
+    };
+    let az2 = vec![
+        isb_line(
+            "ts1",
+            "az2",
+            "10.20.0.0/16",
+            NH2_TS1.v4,
+            "static",
+            "",
+            "route:10.20.0.0/16",
+            "lr2",
+        ),
+        isb_line(
+            "ts1",
+            "az2",
+            "10.20.5.0/24",
+            NH2_TS1.v4,
+            "static",
+            "",
+            "route:10.20.5.0/24",
+            "lr2",
+        ),
+        isb_line(
+            "ts1",
+            "az2",
+            "192.168.2.1/24",
+            NH2_TS1.v4,
+            "connected",
+            "",
+            "lrp:lr2-int",
+            "lr2",
+        ),
+    ];
+    let lr1 = learned(&[
+        ("10.20.0.0/16", NH2_TS1.v4, "", "static", "az2/ts1"),
+        ("10.20.5.0/24", NH2_TS1.v4, "", "static", "az2/ts1"),
+        ("192.168.2.1/24", NH2_TS1.v4, "", "connected", "az2/ts1"),
+    ]);
+    let lr3 = learned(&[
+        ("10.1.1.0/24", n4, "", "static", "az1/ts1"),
+        ("2003:db8:1::/64", n6, "", "static", "az1/ts1"),
+        ("10.20.0.0/16", NH2_TS1.v4, "", "static", "az2/ts1"),
+    ]);
+    let mut isb = az1("blue");
+    isb.extend(az2.clone());
+    env.expect_routes(
+        "filters",
+        &isb,
+        &[
+            (0, "lr1", lr1.clone()),
+            (1, "lr2", vec![]),
+            (2, "lr3", lr3.clone()),
+        ],
+    );
+    assert!(
+        env.ic_log_contains(
+            0,
+            "Bad prefix (ic-route-filter-adv) format: bogus. CIDR expected."
+        ),
+        "az1's log lacks the invalid-token warning:\n{}",
+        env.ics[0].log_text()
+    );
+
+    // The tag filter removed: lr2 learns az1's routes. A new tag is rewritten in place.
+    env.nbctl(
+        1,
+        &[
+            "remove",
+            "Logical_Router_Port",
+            "lr2-ts1",
+            "options",
+            "ic-route-filter-tag",
+        ],
+    );
+    set(
+        &env,
+        0,
+        "Logical_Router_Port",
+        "lr1-ts1",
+        &["options:ic-route-tag=red"],
+    );
+    let lr2_all = learned(&[
+        ("10.1.1.0/24", n4, "", "static", "az1/ts1"),
+        ("10.1.2.0/24", n4, "", "static", "az1/ts1"),
+        ("10.3.0.0/16", n4, "", "static", "az1/ts1"),
+        ("192.168.1.1/24", n4, "", "connected", "az1/ts1"),
+        ("2003:db8:1::/64", n6, "", "static", "az1/ts1"),
+    ]);
+    let mut isb = az1("red");
+    isb.extend(az2.clone());
+    env.expect_routes(
+        "tag filter removed, tag red",
+        &isb,
+        &[(1, "lr2", lr2_all.clone()), (2, "lr3", lr3.clone())],
+    );
+    set(
+        &env,
+        1,
+        "Logical_Router_Port",
+        "lr2-ts1",
+        &["options:ic-route-filter-tag=red"],
+    );
+    env.expect_routes("filter tag red", &isb, &[(1, "lr2", vec![])]);
+
+    // No tag: the key is removed from the ISB rows.
+    env.nbctl(
+        0,
+        &[
+            "remove",
+            "Logical_Router_Port",
+            "lr1-ts1",
+            "options",
+            "ic-route-tag",
+        ],
+    );
+    let mut isb: Vec<String> = az1("x")
+        .into_iter()
+        .map(|l| l.replace(" tag=x", ""))
+        .collect();
+    isb.extend(az2);
+    env.expect_routes(
+        "untagged",
+        &isb,
+        &[(0, "lr1", lr1), (1, "lr2", lr2_all), (2, "lr3", lr3)],
+    );
+}
