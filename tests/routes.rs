@@ -16,6 +16,7 @@ mod env;
 
 use common::our_ovn_ic;
 use env::{isb_line, learned_line, Env};
+use serde_json::json;
 
 /// The next hops of a TS port: (IPv4, IPv6).
 #[derive(Clone, Copy)]
@@ -931,5 +932,651 @@ fn route_sync_prefix_filters_and_tags() {
         "untagged",
         &isb,
         &[(0, "lr1", lr1), (1, "lr2", lr2_all), (2, "lr3", lr3)],
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Load-balancer VIPs (A.7.3, L5.3, L5.10; test "route sync -- loadbalancer")
+// ------------------------------------------------------------------------------------------------
+
+/// Inserts Load_Balancer `name` with `vips` (keys → backends) into AZ `az`'s NB and attaches it
+/// to router `lr` directly, or through a new Load_Balancer_Group `group` when given.
+fn add_lb(env: &Env, az: usize, lr: &str, name: &str, vips: &[(&str, &str)], group: Option<&str>) {
+    let vips: Vec<serde_json::Value> = vips.iter().map(|(k, v)| json!([k, v])).collect();
+    let mut ops = vec![
+        json!({"op": "insert", "table": "Load_Balancer", "uuid-name": "lb",
+                              "row": {"name": name, "protocol": "tcp", "vips": ["map", vips]}}),
+    ];
+    match group {
+        None => ops.push(json!({"op": "mutate", "table": "Logical_Router",
+                                "where": [["name", "==", lr]],
+                                "mutations": [["load_balancer", "insert", ["named-uuid", "lb"]]]})),
+        Some(g) => {
+            ops.push(
+                json!({"op": "insert", "table": "Load_Balancer_Group", "uuid-name": "g",
+                            "row": {"name": g, "load_balancer": ["named-uuid", "lb"]}}),
+            );
+            ops.push(json!({"op": "mutate", "table": "Logical_Router",
+                            "where": [["name", "==", lr]],
+                            "mutations": [["load_balancer_group", "insert", ["named-uuid", "g"]]]}));
+        }
+    }
+    env.nb(az)
+        .transact(serde_json::Value::Array(ops))
+        .expect("adding a load balancer");
+}
+
+#[test]
+fn route_sync_load_balancer_vips() {
+    if !env::isb_origin_allowed("loadbalancer") {
+        eprintln!("skipping: the IC-SB schema in use has no Route.origin \"loadbalancer\"");
+        return;
+    }
+    let env = Env::start(our_ovn_ic(), &["az1", "az2"], true, &[]);
+    env.add_ts("ts1");
+    env.attach(
+        0,
+        "lr1",
+        "ts1",
+        "lr1-ts1",
+        "aa:aa:aa:aa:aa:01",
+        &["169.254.100.1/24", "2001:db8:100::1/64"],
+    );
+    env.add_lrp(
+        0,
+        "lr1",
+        "lr1-int",
+        "00:00:00:00:01:01",
+        &["192.168.1.1/24"],
+    );
+    env.add_route(0, &[], "lr1", "0.0.0.0/0", "192.168.1.10");
+    env.add_route(0, &[], "lr1", "::/0", "2001:db8:100::10");
+    // Two ports of one VIP collapse into one /32 row; IPv6 VIP → /128 via the IPv6 next hop;
+    // LB groups count; a template VIP cannot be parsed and is skipped.
+    add_lb(
+        &env,
+        0,
+        "lr1",
+        "lb1",
+        &[
+            ("200.1.1.53:80", "192.168.1.5:80"),
+            ("200.1.1.53:8080", "192.168.1.5:8080"),
+            ("[4242::1]:80", "[2002:db8:1::5]:80"),
+            ("^VIP:80", "192.168.1.6:80"),
+        ],
+        None,
+    );
+    add_lb(
+        &env,
+        0,
+        "lr1",
+        "lb2",
+        &[("200.1.1.54", "192.168.1.7")],
+        Some("g1"),
+    );
+    env.attach(
+        1,
+        "lr2",
+        "ts1",
+        "lr2-ts1",
+        "aa:aa:aa:aa:aa:02",
+        &["169.254.100.2/24", "2001:db8:100::2/64"],
+    );
+    // A local VIP inside a learned prefix suppresses it, and any local IPv4 VIP suppresses the
+    // IPv4 default route (L5.10), whatever the -lb options say.
+    add_lb(
+        &env,
+        1,
+        "lr2",
+        "lb3",
+        &[("200.1.1.54:80", "10.0.0.5:80")],
+        None,
+    );
+    env.enable_routes();
+    env.set_options(0, &[("ic-route-adv-default", "true")]);
+    env.set_options(1, &[("ic-route-learn-default", "true")]);
+
+    let (n4, n6) = (NH1_TS1.v4, NH1_TS1.v6);
+    let base = vec![
+        isb_line(
+            "ts1",
+            "az1",
+            "192.168.1.1/24",
+            n4,
+            "connected",
+            "",
+            "lrp:lr1-int",
+            "lr1",
+        ),
+        isb_line(
+            "ts1",
+            "az1",
+            "0.0.0.0/0",
+            n4,
+            "static",
+            "",
+            "route:0.0.0.0/0",
+            "lr1",
+        ),
+        isb_line("ts1", "az1", "::/0", n6, "static", "", "route:::/0", "lr1"),
+    ];
+    let base_learned = learned(&[
+        ("192.168.1.1/24", n4, "", "connected", "az1/ts1"),
+        ("::/0", n6, "", "static", "az1/ts1"),
+    ]);
+    env.expect_routes("no adv-lb", &base, &[(1, "lr2", base_learned.clone())]);
+
+    env.set_options(0, &[("ic-route-adv-lb", "true")]);
+    let mut isb = base.clone();
+    isb.extend([
+        isb_line(
+            "ts1",
+            "az1",
+            "200.1.1.53/32",
+            n4,
+            "loadbalancer",
+            "",
+            "lb:lb1",
+            "lr1",
+        ),
+        isb_line(
+            "ts1",
+            "az1",
+            "4242::1/128",
+            n6,
+            "loadbalancer",
+            "",
+            "lb:lb1",
+            "lr1",
+        ),
+        isb_line(
+            "ts1",
+            "az1",
+            "200.1.1.54/32",
+            n4,
+            "loadbalancer",
+            "",
+            "lb:lb2",
+            "lr1",
+        ),
+    ]);
+    // Not learned without ic-route-learn-lb (L5.3).
+    env.expect_routes("adv-lb", &isb, &[(1, "lr2", base_learned.clone())]);
+    assert!(
+        env.ic_log_contains(0, "Route ad: Parsing failed for lb vip ^VIP:80"),
+        "az1's log lacks the template-VIP warning:\n{}",
+        env.ics[0].log_text()
+    );
+
+    env.set_options(1, &[("ic-route-learn-lb", "true")]);
+    let mut lr2 = base_learned.clone();
+    lr2.extend(learned(&[
+        ("200.1.1.53/32", n4, "", "loadbalancer", "az1/ts1"),
+        ("4242::1/128", n6, "", "loadbalancer", "az1/ts1"),
+    ]));
+    env.expect_routes("learn-lb", &isb, &[(1, "lr2", lr2)]);
+
+    env.set_options(0, &[("ic-route-adv-lb", "false")]);
+    env.expect_routes("adv-lb off", &base, &[(1, "lr2", base_learned)]);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Discard routes, IPv4 over IPv6 next hops, several routers of one AZ, legacy and bad ISB rows
+// (A.7.1, A.7.8, L1, L4, L5.9; tests "Advertise discard static routes", "IPv4 next hop over
+// IPv6", "multiple logical routers", "Backward compatibility of learning routes in the same AZ")
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn route_sync_discard_v4_over_v6_same_az_and_legacy_rows() {
+    let env = Env::start(our_ovn_ic(), &["az1", "az2"], true, &[]);
+    env.add_ts("ts1");
+    env.attach(
+        0,
+        "lr1",
+        "ts1",
+        "lr1-ts1",
+        "aa:aa:aa:aa:aa:01",
+        &["169.254.100.1/24", "2001:db8:100::1/64"],
+    );
+    env.add_lrp(
+        0,
+        "lr1",
+        "lr1-int",
+        "00:00:00:00:01:01",
+        &["192.168.1.1/24"],
+    );
+    env.add_route(0, &[], "lr1", "10.99.0.0/16", "discard");
+    env.attach(
+        1,
+        "lr2",
+        "ts1",
+        "lr2-ts1",
+        "aa:aa:aa:aa:aa:02",
+        &["169.254.100.2/24", "2001:db8:100::2/64"],
+    );
+    env.attach(
+        1,
+        "lr2b",
+        "ts1",
+        "lr2b-ts1",
+        "aa:aa:aa:aa:aa:12",
+        &["169.254.100.12/24", "2001:db8:100::12/64"],
+    );
+    env.add_route(1, &[], "lr2b", "10.23.0.0/16", "169.254.100.99");
+    // Rows of an AZ without a daemon: one written by an old ovn-ic (no lr-id: learned, L1),
+    // one with an unparseable lr-id (skipped, L1), one that does not parse (L4), one whose
+    // next hop is not on-link (L5.9).
+    let route = |prefix: &str, nh: &str, ext: serde_json::Value| {
+        json!({"op": "insert", "table": "Route", "row": {
+            "transit_switch": "ts1", "availability_zone": ["named-uuid", "az9"],
+            "route_table": "", "ip_prefix": prefix, "nexthop": nh, "origin": "static",
+            "external_ids": ["map", ext]}})
+    };
+    env.isb()
+        .transact(json!([
+            {"op": "insert", "table": "Availability_Zone", "uuid-name": "az9", "row": {"name": "az9"}},
+            route("10.9.0.0/16", "169.254.100.9", json!([])),
+            route("10.9.1.0/24", "169.254.100.9", json!([["lr-id", "not-a-uuid"]])),
+            route("10.9.2.0/33", "169.254.100.9", json!([])),
+            route("10.9.3.0/24", "169.254.99.9", json!([])),
+        ]))
+        .expect("inserting az9's routes");
+    env.enable_routes();
+
+    let legacy = vec![
+        isb_line(
+            "ts1",
+            "az9",
+            "10.9.0.0/16",
+            "169.254.100.9",
+            "static",
+            "",
+            "?",
+            "-",
+        ),
+        isb_line(
+            "ts1",
+            "az9",
+            "10.9.1.0/24",
+            "169.254.100.9",
+            "static",
+            "",
+            "?",
+            "!not-a-uuid",
+        ),
+        isb_line(
+            "ts1",
+            "az9",
+            "10.9.2.0/33",
+            "169.254.100.9",
+            "static",
+            "",
+            "?",
+            "-",
+        ),
+        isb_line(
+            "ts1",
+            "az9",
+            "10.9.3.0/24",
+            "169.254.99.9",
+            "static",
+            "",
+            "?",
+            "-",
+        ),
+    ];
+    let az9 = learned_line("10.9.0.0/16", "169.254.100.9", "", "static", "az9/ts1");
+    let expect = |what: &str, nh1: &str| {
+        let mut isb = legacy.clone();
+        isb.extend([
+            // `discard` static routes are advertised (93b5c9143).
+            isb_line(
+                "ts1",
+                "az1",
+                "10.99.0.0/16",
+                nh1,
+                "static",
+                "",
+                "route:10.99.0.0/16",
+                "lr1",
+            ),
+            isb_line(
+                "ts1",
+                "az1",
+                "192.168.1.1/24",
+                nh1,
+                "connected",
+                "",
+                "lrp:lr1-int",
+                "lr1",
+            ),
+            isb_line(
+                "ts1",
+                "az2",
+                "10.23.0.0/16",
+                "169.254.100.12",
+                "static",
+                "",
+                "route:10.23.0.0/16",
+                "lr2b",
+            ),
+        ]);
+        let from_az1 = learned(&[
+            ("10.99.0.0/16", nh1, "", "static", "az1/ts1"),
+            ("192.168.1.1/24", nh1, "", "connected", "az1/ts1"),
+        ]);
+        let lr2b_route = learned_line("10.23.0.0/16", "169.254.100.12", "", "static", "az2/ts1");
+        let lr1 = vec![lr2b_route.clone(), az9.clone()];
+        let mut lr2 = from_az1.clone();
+        // Routers of one AZ learn each other's routes (lr-id, L1), never their own.
+        lr2.extend([lr2b_route, az9.clone()]);
+        let mut lr2b = from_az1;
+        lr2b.push(az9.clone());
+        env.expect_routes(
+            what,
+            &isb,
+            &[(0, "lr1", lr1), (1, "lr2", lr2), (1, "lr2b", lr2b)],
+        );
+    };
+    expect("discard, same AZ, legacy rows", NH1_TS1.v4);
+    assert!(
+        env.ic_log_contains(
+            1,
+            "Bad route format in IC-SB: 10.9.2.0/33 -> 169.254.100.9. Ignored."
+        ),
+        "az2's log lacks the bad-route warning:\n{}",
+        env.ics[1].log_text()
+    );
+
+    // IPv4 prefixes advertised with the TS port's IPv6 address (A.7.8), learned as such.
+    set(
+        &env,
+        0,
+        "Logical_Router",
+        "lr1",
+        &["options:ic-route-ipv4-next-hop-ipv6=true"],
+    );
+    expect("IPv4 over IPv6", NH1_TS1.v6);
+    // The port's own setting overrides the router's.
+    set(
+        &env,
+        0,
+        "Logical_Router_Port",
+        "lr1-ts1",
+        &["options:ic-route-ipv4-next-hop-ipv6=false"],
+    );
+    expect("port override false", NH1_TS1.v4);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Orphans and disabled routers (A.5, A.6, A.8 step 1, A.11.2-4; tests "Delete route lsp
+// orphan", "Delete route lrp orphan", "Check loop with lsp orphan ...")
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn route_sync_orphans_and_disabled_router() {
+    let env = Env::start(our_ovn_ic(), &["az1", "az2"], true, &[]);
+    env.add_ts("ts1");
+    let lr1_ts1 = ["169.254.100.1/24", "2001:db8:100::1/64"];
+    env.attach(0, "lr1", "ts1", "lr1-ts1", "aa:aa:aa:aa:aa:01", &lr1_ts1);
+    env.add_lrp(
+        0,
+        "lr1",
+        "lr1-int",
+        "00:00:00:00:01:01",
+        &["192.168.1.1/24"],
+    );
+    env.add_route(0, &[], "lr1", "10.11.1.0/24", "192.168.1.10");
+    env.attach(
+        1,
+        "lr2",
+        "ts1",
+        "lr2-ts1",
+        "aa:aa:aa:aa:aa:02",
+        &["169.254.100.2/24", "2001:db8:100::2/64"],
+    );
+    env.add_lrp(
+        1,
+        "lr2",
+        "lr2-int",
+        "00:00:00:00:02:01",
+        &["192.168.2.1/24"],
+    );
+    env.enable_routes();
+
+    let n4 = NH1_TS1.v4;
+    let az1 = vec![
+        isb_line(
+            "ts1",
+            "az1",
+            "10.11.1.0/24",
+            n4,
+            "static",
+            "",
+            "route:10.11.1.0/24",
+            "lr1",
+        ),
+        isb_line(
+            "ts1",
+            "az1",
+            "192.168.1.1/24",
+            n4,
+            "connected",
+            "",
+            "lrp:lr1-int",
+            "lr1",
+        ),
+    ];
+    let az2 = vec![isb_line(
+        "ts1",
+        "az2",
+        "192.168.2.1/24",
+        NH2_TS1.v4,
+        "connected",
+        "",
+        "lrp:lr2-int",
+        "lr2",
+    )];
+    let lr1 = learned(&[("192.168.2.1/24", NH2_TS1.v4, "", "connected", "az2/ts1")]);
+    let lr2 = learned(&[
+        ("10.11.1.0/24", n4, "", "static", "az1/ts1"),
+        ("192.168.1.1/24", n4, "", "connected", "az1/ts1"),
+    ]);
+    let all: Vec<String> = az1.iter().chain(&az2).cloned().collect();
+    let full = |what: &str| {
+        env.expect_routes(
+            what,
+            &all,
+            &[(0, "lr1", lr1.clone()), (1, "lr2", lr2.clone())],
+        );
+    };
+    let az1_gone = |what: &str, lr1_learned: Vec<String>| {
+        env.expect_routes(what, &az2, &[(0, "lr1", lr1_learned), (1, "lr2", vec![])]);
+    };
+    full("initial");
+
+    // Disabled router: its port loses its SB binding, so it neither advertises nor learns.
+    set(&env, 0, "Logical_Router", "lr1", &["enabled=false"]);
+    az1_gone("lr1 disabled", vec![]);
+    set(&env, 0, "Logical_Router", "lr1", &["enabled=true"]);
+    full("lr1 enabled again");
+
+    // LRP deleted, LSP left ("lsp orphan"): the address is cleared, same effect.
+    env.nbctl(0, &["lrp-del", "lr1-ts1"]);
+    az1_gone("lsp orphan", vec![]);
+    let mut args = vec!["lrp-add", "lr1", "lr1-ts1", "aa:aa:aa:aa:aa:01"];
+    args.extend(lr1_ts1);
+    env.nbctl(0, &args);
+    full("LRP re-added");
+
+    // LSP deleted, LRP left ("lrp orphan"): the ISB binding goes and with it az1's routes;
+    // lr1 is no longer interconnected and keeps what it had learned (A.6 quirk).
+    env.nbctl(0, &["lsp-del", "lsp-lr1-ts1"]);
+    az1_gone("lrp orphan", lr1.clone());
+    env.nbctl(
+        0,
+        &[
+            "lsp-add",
+            "ts1",
+            "lsp-lr1-ts1",
+            "--",
+            "lsp-set-type",
+            "lsp-lr1-ts1",
+            "router",
+            "--",
+            "lsp-set-addresses",
+            "lsp-lr1-ts1",
+            "router",
+            "--",
+            "lsp-set-options",
+            "lsp-lr1-ts1",
+            "router-port=lr1-ts1",
+        ],
+    );
+    full("LSP re-added");
+}
+
+// ------------------------------------------------------------------------------------------------
+// SB Learned_Route (A.7.4, L5.11; tests "Check ovn-ic adv and learn from SB Learned Route",
+// "... - hub and spoke mode")
+// ------------------------------------------------------------------------------------------------
+
+/// Marks router `lr`'s SB datapath with `nb_uuid` (what a current ovn-northd writes; Debian's
+/// does not) and inserts an SB Learned_Route `prefix` on it via port `lrp`.
+fn add_learned_route(env: &Env, az: usize, lr: &str, lrp: &str, prefix: &str) {
+    let lr_uuid = env.nb_uuid(az, "Logical_Router", lr);
+    let sb = env.sb(az).dump().expect("SB dump");
+    let dp = common::rows(&sb, "Datapath_Binding")
+        .iter()
+        .find(|r| {
+            env::key(r, "external_ids", "logical-router").as_deref() == Some(lr_uuid.as_str())
+        })
+        .map(env::uuid)
+        .unwrap_or_else(|| panic!("no SB datapath for {lr}"));
+    let pb = env::find(&sb, "Port_Binding", "logical_port", lrp)
+        .map(env::uuid)
+        .unwrap_or_else(|| panic!("no SB port binding {lrp}"));
+    env.sb(az)
+        .transact(json!([
+            {"op": "update", "table": "Datapath_Binding", "where": [["_uuid", "==", ["uuid", dp]]],
+             "row": {"nb_uuid": ["uuid", lr_uuid]}},
+            {"op": "insert", "table": "Learned_Route", "row": {
+                "datapath": ["uuid", dp], "logical_port": ["uuid", pb],
+                "ip_prefix": prefix, "nexthop": "192.0.2.1"}},
+        ]))
+        .expect("inserting a Learned_Route");
+}
+
+#[test]
+fn route_sync_sb_learned_routes() {
+    if let Some(reason) = common::schema_lacks("ovn-sb", "Learned_Route", None)
+        .or_else(|| common::schema_lacks("ovn-sb", "Datapath_Binding", Some("nb_uuid")))
+    {
+        eprintln!("skipping: {reason}");
+        return;
+    }
+    if !env::isb_origin_allowed("connected-dynamic") {
+        eprintln!("skipping: the IC-SB schema in use has no Route.origin \"connected-dynamic\"");
+        return;
+    }
+    let env = Env::start(our_ovn_ic(), &["az1", "az2"], true, &[]);
+    env.add_ts("ts1");
+    env.attach(
+        0,
+        "lr1",
+        "ts1",
+        "lr1-ts1",
+        "aa:aa:aa:aa:aa:01",
+        &["169.254.100.1/24", "2001:db8:100::1/64"],
+    );
+    env.add_lrp(
+        0,
+        "lr1",
+        "lr1-int",
+        "00:00:00:00:01:01",
+        &["192.168.1.1/24"],
+    );
+    env.attach(
+        1,
+        "lr2",
+        "ts1",
+        "lr2-ts1",
+        "aa:aa:aa:aa:aa:02",
+        &["169.254.100.2/24", "2001:db8:100::2/64"],
+    );
+    env.enable_routes();
+    let n4 = NH1_TS1.v4;
+    let connected = isb_line(
+        "ts1",
+        "az1",
+        "192.168.1.1/24",
+        n4,
+        "connected",
+        "",
+        "lrp:lr1-int",
+        "lr1",
+    );
+    env.expect_routes(
+        "connected only",
+        std::slice::from_ref(&connected),
+        &[(
+            1,
+            "lr2",
+            learned(&[("192.168.1.1/24", n4, "", "connected", "az1/ts1")]),
+        )],
+    );
+
+    // Prefixes of SB Learned_Route are advertised as connected-dynamic with the router as
+    // source, and learned with that origin (hub and spoke).
+    env.wait_sb_port("lr1-ts1", 0);
+    add_learned_route(&env, 0, "lr1", "lr1-ts1", "10.50.0.0/24");
+    // A prefix the learner has in its own Learned_Route is not learned (L5.11); the learner
+    // advertises it itself.
+    env.wait_sb_port("lr2-ts1", 1);
+    add_learned_route(&env, 1, "lr2", "lr2-ts1", "192.168.1.1/24");
+    let isb = vec![
+        connected,
+        isb_line(
+            "ts1",
+            "az1",
+            "10.50.0.0/24",
+            n4,
+            "connected-dynamic",
+            "",
+            "lr:lr1",
+            "lr1",
+        ),
+        isb_line(
+            "ts1",
+            "az2",
+            "192.168.1.1/24",
+            NH2_TS1.v4,
+            "connected-dynamic",
+            "",
+            "lr:lr2",
+            "lr2",
+        ),
+    ];
+    env.expect_routes(
+        "Learned_Route",
+        &isb,
+        &[
+            (
+                0,
+                "lr1",
+                learned(&[(
+                    "192.168.1.1/24",
+                    NH2_TS1.v4,
+                    "",
+                    "connected-dynamic",
+                    "az2/ts1",
+                )]),
+            ),
+            (
+                1,
+                "lr2",
+                learned(&[("10.50.0.0/24", n4, "", "connected-dynamic", "az1/ts1")]),
+            ),
+        ],
     );
 }

@@ -569,3 +569,19 @@ pub fn isb_line(
 pub fn learned_line(prefix: &str, nexthop: &str, rtb: &str, origin: &str, from: &str) -> String {
     format!("{prefix} -> {nexthop} rtb={rtb} origin={origin} from={from}")
 }
+
+impl Env {
+    /// Waits until AZ `az`'s SB has a Port_Binding for `logical_port` (northd created it).
+    pub fn wait_sb_port(&self, logical_port: &str, az: usize) {
+        let ok = wait_until(WAIT, || {
+            self.sb(az)
+                .dump()
+                .is_ok_and(|db| find(&db, "Port_Binding", "logical_port", logical_port).is_some())
+        });
+        assert!(
+            ok,
+            "no SB Port_Binding {logical_port} in {}",
+            self.azs[az].name
+        );
+    }
+}
