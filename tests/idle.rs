@@ -119,7 +119,7 @@ fn idle_daemons_send_no_transactions() {
         "aa:aa:aa:aa:aa:02",
         "aa:aa:aa:aa:aa:03",
     ];
-    for az in 0..3 {
+    for (az, mac) in macs.iter().enumerate() {
         let n = az + 1;
         let (lr, gw) = (format!("lr{n}"), format!("gw{n}"));
         add_gateway(&env, az, &gw, &format!("192.168.0.{n}"));
@@ -129,7 +129,7 @@ fn idle_daemons_send_no_transactions() {
             &lr,
             "ts1",
             &lrp,
-            macs[az],
+            mac,
             &[
                 &format!("169.254.100.{n}/24"),
                 &format!("2001:db8:100::{n}/64"),
