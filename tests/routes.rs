@@ -1842,8 +1842,6 @@ fn address_set_sync() {
 /// The NB_Global switches `ic-as-learn` / `ic-as-adv` turned off after sets were exchanged
 /// (B.4 steps 3-4): learned sets and own ISB rows must go, and come back when switched on.
 #[test]
-#[ignore = "bug: the address_set engine node (src/ic/graph.rs) has no NB_nb_global input, so \
-            changing ic-as-learn/ic-as-adv alone never re-runs address-set sync"]
 fn address_set_sync_global_switches() {
     if let Some(reason) = common::schema_lacks("ovn-ic-sb", "Address_Set", None)
         .or_else(|| common::schema_lacks("ovn-sb", "Address_Set", Some("options")))

@@ -551,6 +551,8 @@ impl IcGraph {
             .node("service_monitor", StageData::default())
             .input(az)
             .input(pb)
+            .input(i("SB_chassis"))
+            .input(i("SB_port_binding"))
             .input(i("SB_sb_global"))
             .input(i("SB_service_monitor"))
             .input(i("ICSB_service_monitor"))
@@ -568,6 +570,7 @@ impl IcGraph {
         let aset = b
             .node("address_set", StageData::default())
             .input(az)
+            .input(i("NB_nb_global"))
             .input(i("NB_address_set"))
             .input(i("SB_address_set"))
             .input(i("ICSB_address_set"))
