@@ -618,14 +618,28 @@ impl IcGraph {
     }
 
     /// Mark the input nodes whose tables changed in the lent replicas.
+    ///
+    /// IC-SB inputs observe the unlocked session, except `ICSB_datapath_binding`, which also
+    /// observes the locked one: the datapath enumeration reads the locked replica, and the two
+    /// sessions receive the same update at different moments. Without this, a run triggered by
+    /// the unlocked copy could read the locked copy before the row arrived there, and nothing
+    /// would run again when it did (a non-leader AZ would miss the key of a new transit switch).
     pub fn feed(&mut self, input: &IcInput) {
         for (h, target, table) in &self.inputs {
-            let changes = input.replica(*target).changes(table);
-            if changes.is_empty() {
+            let mut changed: Vec<Uuid> = input
+                .replica(*target)
+                .changes(table)
+                .iter()
+                .map(|c| c.uuid)
+                .collect();
+            if *target == Target::IcSb && *table == "Datapath_Binding" {
+                changed.extend(input.icsb_locked.changes(table).iter().map(|c| c.uuid));
+            }
+            if changed.is_empty() {
                 continue;
             }
             if let Ok(d) = self.engine.input_mut(*h) {
-                d.changed.extend(changes.iter().map(|c| c.uuid));
+                d.changed.extend(changed);
             }
         }
     }
@@ -722,5 +736,37 @@ mod tests {
             assert!(g.engine.contains(n), "{n}");
         }
         assert_eq!(g.inputs.len(), INPUTS.len());
+    }
+
+    /// A datapath that reached only the locked IC-SB replica still triggers the enumeration.
+    #[test]
+    fn locked_datapath_changes_feed_the_datapath_input() {
+        let mut input = IcInput {
+            nb: replica("ovn-nb", json!({})),
+            sb: replica("ovn-sb", json!({})),
+            icnb: replica("ovn-ic-nb", json!({})),
+            icsb: replica("ovn-ic-sb", json!({})),
+            icsb_locked: replica("ovn-ic-sb", json!({})),
+            isb_leader: false,
+        };
+        input
+            .icsb_locked
+            .apply_update2(&json!({"Datapath_Binding": {u(9): {"insert": {"transit_switch": "ts1", "tunnel_key": 16711682}}}}))
+            .unwrap();
+        let mut g = IcGraph::build().unwrap();
+        g.feed(&input);
+        let (h, _, _) = g
+            .inputs
+            .iter()
+            .find(|(_, t, n)| *t == Target::IcSb && *n == "Datapath_Binding")
+            .unwrap();
+        let want: Uuid = u(9).parse().unwrap();
+        assert!(g.engine.data(*h).unwrap().changed.contains(&want));
+        let (other, _, _) = g
+            .inputs
+            .iter()
+            .find(|(_, t, n)| *t == Target::IcSb && *n == "Port_Binding")
+            .unwrap();
+        assert!(g.engine.data(*other).unwrap().changed.is_empty());
     }
 }
