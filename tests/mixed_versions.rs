@@ -220,9 +220,8 @@ impl Env {
     }
 
     fn spawn_ic(&self, az: usize, imp: Impl) -> Daemon {
-        Daemon::ovn_ic(imp.program(), &self.azs[az], &self.ic, &[]).unwrap_or_else(|e| {
-            panic!("starting {imp:?} ovn-ic for {}: {e:#}", self.azs[az].name)
-        })
+        Daemon::ovn_ic(imp.program(), &self.azs[az], &self.ic, &[])
+            .unwrap_or_else(|e| panic!("starting {imp:?} ovn-ic for {}: {e:#}", self.azs[az].name))
     }
 
     fn impl_of(&self, az: usize) -> Option<Impl> {
@@ -489,7 +488,9 @@ fn check_converged(env: &Env) -> Result<(), String> {
     // Availability zones and gateways.
     diff(
         "ISB Availability_Zone",
-        (1..=AZ_COUNT).map(|n| json!({"name": format!("az{n}")})).collect(),
+        (1..=AZ_COUNT)
+            .map(|n| json!({"name": format!("az{n}")}))
+            .collect(),
         rows(&isb, "Availability_Zone")
             .iter()
             .map(|r| json!({"name": s(r, "name")}))
@@ -529,7 +530,10 @@ fn check_converged(env: &Env) -> Result<(), String> {
     let mut keys = BTreeMap::new();
     for r in &dps {
         let key = r.get("tunnel_key").and_then(Value::as_i64).unwrap_or(-1);
-        if keys.insert(s(r, "transit_switch").to_string(), key).is_some() {
+        if keys
+            .insert(s(r, "transit_switch").to_string(), key)
+            .is_some()
+        {
             return Err(format!("two ISB datapaths for {}", s(r, "transit_switch")));
         }
     }
@@ -538,7 +542,10 @@ fn check_converged(env: &Env) -> Result<(), String> {
         return Err(format!("ISB datapaths for {names:?}, want {TS_NAMES:?}"));
     }
     let distinct: BTreeSet<i64> = keys.values().copied().collect();
-    if distinct.len() != keys.len() || distinct.iter().any(|k| !(16_711_681..=16_777_215).contains(k))
+    if distinct.len() != keys.len()
+        || distinct
+            .iter()
+            .any(|k| !(16_711_681..=16_777_215).contains(k))
     {
         return Err(format!("bad ISB datapath keys {keys:?}"));
     }
@@ -648,8 +655,10 @@ fn check_converged(env: &Env) -> Result<(), String> {
         diff(
             &format!("{name} NB Logical_Switch"),
             keys.iter()
-                .map(|(ts, k)| json!({"name": ts, "interconn-ts": ts,
-                                      "requested-tnl-key": k.to_string()}))
+                .map(|(ts, k)| {
+                    json!({"name": ts, "interconn-ts": ts,
+                                      "requested-tnl-key": k.to_string()})
+                })
                 .collect(),
             rows(nb, "Logical_Switch")
                 .iter()
@@ -963,12 +972,7 @@ fn nb_learned(nb: &Value, isb: &Value) -> Vec<Value> {
 /// without `external_ids:lr-id` of ISB routes (written by the spec on rows it owns, not by
 /// 23.03; checked on its own by [`check_converged`]).
 fn natural(snap: &Snapshot) -> Snapshot {
-    let uuid_cols = [
-        "_uuid",
-        "_version",
-        "encaps",
-        "static_routes",
-    ];
+    let uuid_cols = ["_uuid", "_version", "encaps", "static_routes"];
     snap.iter()
         .map(|(k, rows)| {
             let rows = rows
@@ -1000,7 +1004,10 @@ fn snapshot_diff(before: &Snapshot, after: &Snapshot) -> String {
         if b == a {
             continue;
         }
-        let (b, a) = (b.cloned().unwrap_or_default(), a.cloned().unwrap_or_default());
+        let (b, a) = (
+            b.cloned().unwrap_or_default(),
+            a.cloned().unwrap_or_default(),
+        );
         let gone: Vec<&Value> = b.iter().filter(|r| !a.contains(r)).collect();
         let new: Vec<&Value> = a.iter().filter(|r| !b.contains(r)).collect();
         out.push_str(&format!("\n{k}:"));
@@ -1193,13 +1200,20 @@ fn upgrading_an_az_from_c_to_ours_withdraws_nothing() {
         return;
     }
     let mut env = Env::start(&[Impl::C, Impl::C, Impl::Ours], &[]);
+    // The traffic-relevant rows only (four dumps, so a poll fits in about 100 ms).
     let traffic = |env: &Env| -> Snapshot {
-        let all = snapshot(env);
-        all.into_iter()
-            .filter(|(k, _)| {
-                k == "ISB Port_Binding" || k == "ISB Route" || k.ends_with("NB learned routes")
-            })
-            .collect()
+        let isb = env.isb().dump().expect("dumping IC-SB");
+        let mut snap = Snapshot::new();
+        snap.insert("ISB Port_Binding".into(), sorted(isb_port_bindings(&isb)));
+        snap.insert("ISB Route".into(), sorted(isb_routes(&isb)));
+        for az in 0..AZ_COUNT {
+            let nb = env.nb(az).dump().expect("dumping NB");
+            snap.insert(
+                format!("{} NB learned routes", env.azs[az].name),
+                sorted(nb_learned(&nb, &isb)),
+            );
+        }
+        snap
     };
     settled_snapshot(&env, "before the upgrade");
     let before = traffic(&env);
@@ -1337,6 +1351,15 @@ fn mixed_daemons_stay_quiet() {
             "the servers never became quiet; last transactions:\n{}{}",
             busy.join("\n"),
             env.log_tails()
+        );
+    }
+
+    // The logs do record transactions (the setup wrote to every IC-SB and NB).
+    for server in [env.isb(), env.nb(0), env.nb(1), env.nb(2)] {
+        assert!(
+            !transacts_since(server, 0).is_empty(),
+            "{}: no transaction logged at all; is -vjsonrpc:file:dbg in effect?",
+            server.log_path().display()
         );
     }
 
