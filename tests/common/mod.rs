@@ -65,7 +65,7 @@ mod server;
 
 pub use client::{appctl, dump, rows, transact, transact_ok, Client};
 pub use cluster::{Cluster, RaftStatus};
-pub use ovn::{our_ovn_ic, AzDbs, Daemon, IcDbs, OvnDbs, C_OVN_IC};
+pub use ovn::{our_ovn_ic, AzDbs, Daemon, DbOptions, IcDbs, OvnDbs, C_OVN_IC};
 pub use pki::{Pki, SslFiles};
 pub use process::{pid_exists, run, Proc, TestDir};
 pub use schema::{

@@ -252,3 +252,110 @@ impl Daemon {
         self.proc.wait_exit(timeout)
     }
 }
+
+/// How to start OVN databases when the defaults (the schemas of [`super::schema_dir`], no extra
+/// `ovsdb-server` arguments) do not fit, e.g. a test that must run Debian's C `ovn-ic` 23.03
+/// whatever `OVN_SCHEMA_DIR` says, or that needs `-vjsonrpc:file:dbg` logs.
+#[derive(Debug, Clone, Default)]
+pub struct DbOptions {
+    /// Directory holding `ovn-nb.ovsschema`, `ovn-sb.ovsschema`, `ovn-ic-nb.ovsschema` and
+    /// `ovn-ic-sb.ovsschema`; `None` means [`super::schema_dir`].
+    pub schema_dir: Option<PathBuf>,
+    /// Extra arguments for every `ovsdb-server` started with these options.
+    pub server_args: Vec<String>,
+}
+
+impl DbOptions {
+    /// Options using the schemas in `dir`.
+    pub fn schema_dir(dir: impl Into<PathBuf>) -> DbOptions {
+        DbOptions {
+            schema_dir: Some(dir.into()),
+            server_args: Vec::new(),
+        }
+    }
+
+    /// Adds an `ovsdb-server` argument for every server.
+    pub fn server_arg(mut self, arg: impl Into<String>) -> DbOptions {
+        self.server_args.push(arg.into());
+        self
+    }
+
+    /// Path of one OVN schema (short name as for [`schema_path`]) under these options.
+    pub fn schema_path(&self, name: &str) -> PathBuf {
+        match &self.schema_dir {
+            None => schema_path(name),
+            Some(dir) => {
+                let file = if name.ends_with(".ovsschema") {
+                    name.to_string()
+                } else {
+                    format!("{name}.ovsschema")
+                };
+                dir.join(file)
+            }
+        }
+    }
+
+    fn start_db(&self, schema: &str, name: &str) -> Result<Server> {
+        let mut builder = Server::builder(self.schema_path(schema))
+            .name(name)
+            .listen(Listen::Unix);
+        for arg in &self.server_args {
+            builder = builder.arg(arg.clone());
+        }
+        builder
+            .start()
+            .with_context(|| format!("starting the {name} database"))
+    }
+
+    /// [`init_global`] against the schema these options use.
+    fn init_global(
+        &self,
+        server: &Server,
+        schema: &str,
+        table: &str,
+        row: serde_json::Value,
+    ) -> Result<()> {
+        if Schema::load(self.schema_path(schema))?.has_table(table) {
+            server.transact(json!([{"op": "insert", "table": table, "row": row}]))?;
+        }
+        Ok(())
+    }
+}
+
+impl IcDbs {
+    /// [`IcDbs::start`] with the schemas of `dir` (e.g. `/usr/share/ovn`), whatever
+    /// `OVN_SCHEMA_DIR` says.
+    pub fn start_with_schema_dir(dir: impl Into<PathBuf>) -> Result<IcDbs> {
+        IcDbs::start_with(&DbOptions::schema_dir(dir))
+    }
+
+    /// [`IcDbs::start`] with explicit [`DbOptions`].
+    pub fn start_with(opts: &DbOptions) -> Result<IcDbs> {
+        let dbs = IcDbs {
+            ic_nb: opts.start_db("ovn-ic-nb", "ic-nb")?,
+            ic_sb: opts.start_db("ovn-ic-sb", "ic-sb")?,
+        };
+        opts.init_global(&dbs.ic_nb, "ovn-ic-nb", "IC_NB_Global", json!({}))?;
+        opts.init_global(&dbs.ic_sb, "ovn-ic-sb", "IC_SB_Global", json!({}))?;
+        Ok(dbs)
+    }
+}
+
+impl AzDbs {
+    /// [`AzDbs::start`] with the schemas of `dir`, whatever `OVN_SCHEMA_DIR` says.
+    pub fn start_with_schema_dir(name: &str, dir: impl Into<PathBuf>) -> Result<AzDbs> {
+        AzDbs::start_with(name, &DbOptions::schema_dir(dir))
+    }
+
+    /// [`AzDbs::start`] with explicit [`DbOptions`].
+    pub fn start_with(name: &str, opts: &DbOptions) -> Result<AzDbs> {
+        let az = AzDbs {
+            name: name.to_string(),
+            nb: opts.start_db("ovn-nb", &format!("{name}-nb"))?,
+            sb: opts.start_db("ovn-sb", &format!("{name}-sb"))?,
+        };
+        opts.init_global(&az.nb, "ovn-nb", "NB_Global", json!({ "name": name }))?;
+        opts.init_global(&az.sb, "ovn-sb", "SB_Global", json!({}))?;
+        Ok(az)
+    }
+}
