@@ -139,7 +139,14 @@ fn run_seed(seed: u64, params: Params) -> Option<Finding> {
         (c.join(), ours.join())
     });
     match (c, ours) {
-        (Ok(c), Ok(ours)) => compare(&scn, params, &c, &ours),
+        (Ok(c), Ok(ours)) => {
+            if std::env::var_os("DIFF_DUMP").is_some() {
+                for (i, s) in ours.snapshots.iter().enumerate() {
+                    eprintln!("--- our snapshot after step {i}:\n{s:#?}");
+                }
+            }
+            compare(&scn, params, &c, &ours)
+        }
         _ => Some(Finding {
             seed,
             step: 0,

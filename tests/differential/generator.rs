@@ -264,8 +264,8 @@ enum Family {
 struct Model {
     rng: Rng,
     azs: Vec<Az>,
-    /// Transit switches: (name, subnet number).
-    tss: Vec<(String, usize)>,
+    /// Transit switches: (name, subnet number, address family of its ports).
+    tss: Vec<(String, usize, Family)>,
     next_ts: usize,
     next_port: usize,
     next_gw_ip: usize,
@@ -285,6 +285,22 @@ impl Model {
         self.next_obj
     }
 
+    /// Address family of the ports of a transit switch: the same for all its ports, because of
+    /// version drift "on-link rule L5.9" (v25.09): ours learns a route only if its next hop is
+    /// on-link on the learning port, 23.03 learns an IPv4 route through an IPv6-only port too.
+    /// Never IPv4-only: deviation "an own IC-SB
+    /// route whose only defect is a link-local next hop is kept": 23.03 advertises an IPv6
+    /// route through an IPv4-only port with a link-local next hop and then deletes and
+    /// re-inserts it on every run, which churns the learned routes' `ic-learned-route` in
+    /// the other AZs; ours keeps the row. The generator avoids that topology.
+    fn ts_family(&mut self) -> Family {
+        if self.rng.chance(50) {
+            Family::V6
+        } else {
+            Family::Dual
+        }
+    }
+
     fn family(&mut self) -> Family {
         match self.rng.below(3) {
             0 => Family::V4,
@@ -302,13 +318,19 @@ impl Model {
     fn ts_net(&self, ts: &str) -> usize {
         self.tss
             .iter()
-            .find(|(n, _)| n == ts)
-            .map(|(_, s)| *s)
+            .find(|(n, _, _)| n == ts)
+            .map(|(_, s, _)| *s)
             .unwrap_or(0)
     }
 
-    fn ts_networks(&self, ts: &str, host: usize, fam: Family) -> Vec<String> {
+    fn ts_networks(&self, ts: &str, host: usize) -> Vec<String> {
         let n = self.ts_net(ts);
+        let fam = self
+            .tss
+            .iter()
+            .find(|(t, _, _)| t == ts)
+            .map(|(_, _, f)| *f)
+            .unwrap_or(Family::Dual);
         let mut v = Vec::new();
         if fam != Family::V6 {
             v.push(format!("169.254.{n}.{host}/24"));
@@ -334,7 +356,8 @@ impl Model {
     fn new_ts(&mut self) -> String {
         self.next_ts += 1;
         let name = format!("ts{}", self.next_ts);
-        self.tss.push((name.clone(), self.next_ts));
+        let fam = self.ts_family();
+        self.tss.push((name.clone(), self.next_ts, fam));
         name
     }
 
@@ -440,11 +463,19 @@ impl Model {
 
     /// Attaches router `r` of `az` to a transit switch it is not on yet, if any.
     fn attach(&mut self, az: usize, r: usize) -> Option<Op> {
+        // At most one router per AZ on a transit switch. Version drift "same-AZ learning
+        // (lr-id), v23.09": two routers of one AZ on one switch learn each other's routes with
+        // ours but not with 23.03, so the generator does not build that topology.
         let free: Vec<String> = self
             .tss
             .iter()
-            .map(|(n, _)| n.clone())
-            .filter(|t| !self.azs[az].routers[r].ts_ports.iter().any(|p| p.ts == *t))
+            .map(|(n, _, _)| n.clone())
+            .filter(|t| {
+                !self.azs[az]
+                    .routers
+                    .iter()
+                    .any(|r| r.ts_ports.iter().any(|p| p.ts == *t))
+            })
             .collect();
         let ts = self.rng.pick(&free)?.clone();
         let id = self.id();
@@ -452,8 +483,7 @@ impl Model {
         let lsp = format!("tsp{}-{id}", az + 1);
         let host = (self.next_port % 250) + 1;
         let mac = self.mac();
-        let family = self.family();
-        let networks = self.ts_networks(&ts, host, family);
+        let networks = self.ts_networks(&ts, host);
         let gateway = if self.rng.chance(75) {
             self.rng.pick(&self.azs[az].gateways).cloned()
         } else {
@@ -498,7 +528,7 @@ impl Model {
                 r.ts_ports.retain(|p| p.ts != ts);
             }
         }
-        self.tss.retain(|(n, _)| n != ts);
+        self.tss.retain(|(n, _, _)| n != ts);
         ops
     }
 
@@ -640,9 +670,11 @@ impl Model {
                     return None;
                 }
                 let i = self.rng.below(n);
-                let fam = self.family();
+                let host = (self.next_port % 250) + 1;
+                self.mac();
+                self.azs[az].routers[r].ts_ports[i].host = host;
                 let p = self.azs[az].routers[r].ts_ports[i].clone();
-                let networks = self.ts_networks(&p.ts, p.host, fam);
+                let networks = self.ts_networks(&p.ts, host);
                 one(
                     "change the networks of a transit switch port",
                     Op::SetLrpNetworks {

@@ -157,7 +157,64 @@ pub fn apply_deviations(dbs: &mut [DbDump]) {
             map_remove(ls, "other_config", "ic-vxlan_mode");
         }
     }
+    // Version drift "lr-id, same-AZ learning" (v23.09, ovn-ic-routes.md history): ours
+    // records the advertising router in IC-SB `Route.external_ids:lr-id`; 23.03 does not.
+    for db in dbs.iter_mut().filter(|d| d.kind == DbKind::IcSb) {
+        for route in rows_mut(&mut db.data, "Route") {
+            map_remove(route, "external_ids", "lr-id");
+        }
+    }
+    drop_connected_route_table_copies(dbs);
     relabel_tunnel_keys(dbs);
+}
+
+/// Version drift "route-table copies of connected routes" (ca4f75e38, after v26.03): through a
+/// transit switch port with `options:route_table=X` ours advertises each connected network a
+/// second time with `route_table=X`; 23.03 advertises it once, in the main table. The copies
+/// (IC-SB `Route` rows with origin `connected` and a non-empty `route_table`) are removed, with
+/// the NB routes learned from them and the routers' references to those.
+fn drop_connected_route_table_copies(dbs: &mut [DbDump]) {
+    let mut gone: BTreeSet<String> = BTreeSet::new();
+    for db in dbs.iter_mut().filter(|d| d.kind == DbKind::IcSb) {
+        if let Some(Value::Array(routes)) = db.data.get_mut("Route") {
+            routes.retain(|r| {
+                let Some(r) = r.as_object() else { return true };
+                let copy = str_col(r, "origin") == "connected" && !str_col(r, "route_table").is_empty();
+                if copy {
+                    gone.extend(row_uuid(r));
+                }
+                !copy
+            });
+        }
+    }
+    if gone.is_empty() {
+        return;
+    }
+    for db in dbs.iter_mut().filter(|d| d.kind == DbKind::Nb) {
+        let mut learned_gone: BTreeSet<String> = BTreeSet::new();
+        if let Some(Value::Array(routes)) = db.data.get_mut("Logical_Router_Static_Route") {
+            routes.retain(|r| {
+                let Some(r) = r.as_object() else { return true };
+                let from_copy = map_get(r, "external_ids", "ic-learned-route")
+                    .is_some_and(|u| gone.contains(&u));
+                if from_copy {
+                    learned_gone.extend(row_uuid(r));
+                }
+                !from_copy
+            });
+        }
+        for lr in rows_mut(&mut db.data, "Logical_Router") {
+            let kept: Vec<Value> = uuids(lr.get("static_routes"))
+                .into_iter()
+                .filter(|u| !learned_gone.contains(u))
+                .map(|u| Value::Array(vec![Value::String("uuid".into()), Value::String(u)]))
+                .collect();
+            lr.insert(
+                "static_routes".into(),
+                Value::Array(vec![Value::String("set".into()), Value::Array(kept)]),
+            );
+        }
+    }
 }
 
 /// Deviations "TS key allocation: 23.03 process-lifetime rotating hint, ours lowest free key"
