@@ -164,26 +164,40 @@ pub fn apply_deviations(dbs: &mut [DbDump]) {
             map_remove(route, "external_ids", "lr-id");
         }
     }
-    drop_connected_route_table_copies(dbs);
+    drop_drifted_routes(dbs);
     relabel_tunnel_keys(dbs);
 }
 
-/// Version drift "route-table copies of connected routes" (ca4f75e38, after v26.03): through a
-/// transit switch port with `options:route_table=X` ours advertises each connected network a
-/// second time with `route_table=X`; 23.03 advertises it once, in the main table. The copies
-/// (IC-SB `Route` rows with origin `connected` and a non-empty `route_table`) are removed, with
-/// the NB routes learned from them and the routers' references to those.
-fn drop_connected_route_table_copies(dbs: &mut [DbDump]) {
+/// IC-SB `Route` rows removed by [`apply_deviations`], with the NB routes learned from them.
+///
+/// * Version drift "route-table copies of connected routes" (ca4f75e38, after v26.03): through
+///   a transit switch port with `options:route_table=X` ours advertises each connected network
+///   a second time with `route_table=X`; 23.03 advertises it once, in the main table. Rows with
+///   origin `connected` and a non-empty `route_table` are removed.
+/// * Version drift "orphan handling" (c03bda692, v25.09): when a router leaves a transit switch
+///   (port detached, router deleted) ours deletes the routes it advertised there; 23.03 never
+///   looks at them again and leaves them (and the routes other AZs learned from them) behind.
+///   Rows of an AZ on a transit switch where that AZ has no IC-SB `Port_Binding` are removed.
+fn drop_drifted_routes(dbs: &mut [DbDump]) {
     let mut gone: BTreeSet<String> = BTreeSet::new();
     for db in dbs.iter_mut().filter(|d| d.kind == DbKind::IcSb) {
+        let bound: BTreeSet<(String, String)> = rows(&db.data, "Port_Binding")
+            .map(|pb| {
+                let az = uuids(pb.get("availability_zone")).pop().unwrap_or_default();
+                (az, str_col(pb, "transit_switch"))
+            })
+            .collect();
         if let Some(Value::Array(routes)) = db.data.get_mut("Route") {
             routes.retain(|r| {
                 let Some(r) = r.as_object() else { return true };
-                let copy = str_col(r, "origin") == "connected" && !str_col(r, "route_table").is_empty();
-                if copy {
+                let copy = str_col(r, "origin") == "connected"
+                    && !str_col(r, "route_table").is_empty();
+                let az = uuids(r.get("availability_zone")).pop().unwrap_or_default();
+                let orphan = !bound.contains(&(az, str_col(r, "transit_switch")));
+                if copy || orphan {
                     gone.extend(row_uuid(r));
                 }
-                !copy
+                !(copy || orphan)
             });
         }
     }
