@@ -190,8 +190,8 @@ fn drop_drifted_routes(dbs: &mut [DbDump]) {
         if let Some(Value::Array(routes)) = db.data.get_mut("Route") {
             routes.retain(|r| {
                 let Some(r) = r.as_object() else { return true };
-                let copy = str_col(r, "origin") == "connected"
-                    && !str_col(r, "route_table").is_empty();
+                let copy =
+                    str_col(r, "origin") == "connected" && !str_col(r, "route_table").is_empty();
                 let az = uuids(r.get("availability_zone")).pop().unwrap_or_default();
                 let orphan = !bound.contains(&(az, str_col(r, "transit_switch")));
                 if copy || orphan {
@@ -201,16 +201,32 @@ fn drop_drifted_routes(dbs: &mut [DbDump]) {
             });
         }
     }
-    if gone.is_empty() {
-        return;
+    // Orphan handling also covers learned routes: a router with no transit switch port left
+    // (its switch or port deleted) keeps, with 23.03, the routes it had learned; ours removes
+    // them. Learned routes of such a router whose IC-SB row no longer exists are removed.
+    let mut isb_routes: BTreeSet<String> = BTreeSet::new();
+    let mut attached: BTreeSet<String> = BTreeSet::new();
+    for db in dbs.iter().filter(|d| d.kind == DbKind::IcSb) {
+        isb_routes.extend(rows(&db.data, "Route").filter_map(row_uuid));
+        attached.extend(
+            rows(&db.data, "Port_Binding")
+                .filter_map(|pb| map_get(pb, "external_ids", "router-id")),
+        );
     }
     for db in dbs.iter_mut().filter(|d| d.kind == DbKind::Nb) {
+        let detached_routes: BTreeSet<String> = rows(&db.data, "Logical_Router")
+            .filter(|lr| row_uuid(lr).is_some_and(|u| !attached.contains(&u)))
+            .flat_map(|lr| uuids(lr.get("static_routes")))
+            .collect();
         let mut learned_gone: BTreeSet<String> = BTreeSet::new();
         if let Some(Value::Array(routes)) = db.data.get_mut("Logical_Router_Static_Route") {
             routes.retain(|r| {
                 let Some(r) = r.as_object() else { return true };
-                let from_copy = map_get(r, "external_ids", "ic-learned-route")
-                    .is_some_and(|u| gone.contains(&u));
+                let from_copy = map_get(r, "external_ids", "ic-learned-route").is_some_and(|u| {
+                    gone.contains(&u)
+                        || (!isb_routes.contains(&u)
+                            && row_uuid(r).is_some_and(|me| detached_routes.contains(&me)))
+                });
                 if from_copy {
                     learned_gone.extend(row_uuid(r));
                 }
@@ -597,14 +613,19 @@ fn map_write(row: &mut Map<String, Value>, col: &str, pairs: Vec<(String, String
 
 fn map_remove(row: &mut Map<String, Value>, col: &str, key: &str) {
     if row.contains_key(col) {
-        let pairs = map_pairs(row, col).into_iter().filter(|(k, _)| k != key).collect();
+        let pairs = map_pairs(row, col)
+            .into_iter()
+            .filter(|(k, _)| k != key)
+            .collect();
         map_write(row, col, pairs);
     }
 }
 
 fn map_set(row: &mut Map<String, Value>, col: &str, key: &str, val: &str) {
-    let mut pairs: Vec<(String, String)> =
-        map_pairs(row, col).into_iter().filter(|(k, _)| k != key).collect();
+    let mut pairs: Vec<(String, String)> = map_pairs(row, col)
+        .into_iter()
+        .filter(|(k, _)| k != key)
+        .collect();
     pairs.push((key.to_string(), val.to_string()));
     map_write(row, col, pairs);
 }
@@ -687,10 +708,7 @@ mod tests {
     #[test]
     fn sets_and_maps_are_order_independent() {
         let r = |v: Value| norm_value(&v, &|s: &str| s.to_string());
-        assert_eq!(
-            r(json!(["set", ["b", "a"]])),
-            r(json!(["set", ["a", "b"]]))
-        );
+        assert_eq!(r(json!(["set", ["b", "a"]])), r(json!(["set", ["a", "b"]])));
         assert_eq!(r(json!(["set", ["a"]])), r(json!("a")));
         assert_eq!(
             r(json!(["map", [["y", "1"], ["x", "2"]]])),

@@ -116,12 +116,10 @@ impl World {
             ic_nb: start_db("ovn-ic-nb", "diff-ic-nb")?,
             ic_sb: start_db("ovn-ic-sb", "diff-ic-sb")?,
         };
-        ic.ic_nb.transact(
-            json!([{"op": "insert", "table": "IC_NB_Global", "row": {}}]),
-        )?;
-        ic.ic_sb.transact(
-            json!([{"op": "insert", "table": "IC_SB_Global", "row": {}}]),
-        )?;
+        ic.ic_nb
+            .transact(json!([{"op": "insert", "table": "IC_NB_Global", "row": {}}]))?;
+        ic.ic_sb
+            .transact(json!([{"op": "insert", "table": "IC_SB_Global", "row": {}}]))?;
         let mut azs = Vec::new();
         for (i, n) in names.iter().enumerate() {
             let az = AzDbs {
@@ -129,9 +127,8 @@ impl World {
                 nb: start_db("ovn-nb", &format!("diff-az{}-nb", i + 1))?,
                 sb: start_db("ovn-sb", &format!("diff-az{}-sb", i + 1))?,
             };
-            az.nb.transact(
-                json!([{"op": "insert", "table": "NB_Global", "row": {"name": n}}]),
-            )?;
+            az.nb
+                .transact(json!([{"op": "insert", "table": "NB_Global", "row": {"name": n}}]))?;
             az.sb
                 .transact(json!([{"op": "insert", "table": "SB_Global", "row": {}}]))?;
             azs.push(az);
@@ -175,7 +172,8 @@ impl World {
                 if let Some(v) = value {
                     muts.push(json!(["options", "insert", ["map", [[key, v]]]]));
                 }
-                self.nb(*az)?.transact(json!([{"op": "mutate", "table": "NB_Global",
+                self.nb(*az)?
+                    .transact(json!([{"op": "mutate", "table": "NB_Global",
                     "where": [], "mutations": muts}]))?;
             }
             Op::AddGateway { az, name, encaps } => {
@@ -194,27 +192,36 @@ impl World {
                 self.sb(*az)?.transact(Value::Array(ops))?;
             }
             Op::DelGateway { az, name } => {
-                self.sb(*az)?.transact(json!([{"op": "delete", "table": "Chassis",
+                self.sb(*az)?
+                    .transact(json!([{"op": "delete", "table": "Chassis",
                     "where": [["name", "==", name]]}]))?;
             }
             Op::SetGatewayIp { az, name, ip } => {
-                self.sb(*az)?.transact(json!([{"op": "update", "table": "Encap",
+                self.sb(*az)?
+                    .transact(json!([{"op": "update", "table": "Encap",
                     "where": [["chassis_name", "==", name]], "row": {"ip": ip}}]))?;
             }
             Op::AddTs { name } => {
-                self.ic.ic_nb.transact(json!([{"op": "insert", "table": "Transit_Switch",
+                self.ic
+                    .ic_nb
+                    .transact(json!([{"op": "insert", "table": "Transit_Switch",
                     "row": {"name": name}}]))?;
             }
             Op::DelTs { name } => {
-                self.ic.ic_nb.transact(json!([{"op": "delete", "table": "Transit_Switch",
+                self.ic
+                    .ic_nb
+                    .transact(json!([{"op": "delete", "table": "Transit_Switch",
                     "where": [["name", "==", name]]}]))?;
             }
             Op::RenameTs { old, new } => {
-                self.ic.ic_nb.transact(json!([{"op": "update", "table": "Transit_Switch",
+                self.ic
+                    .ic_nb
+                    .transact(json!([{"op": "update", "table": "Transit_Switch",
                     "where": [["name", "==", old]], "row": {"name": new}}]))?;
             }
             Op::AddRouter { az, name } => {
-                self.nb(*az)?.transact(json!([{"op": "insert", "table": "Logical_Router",
+                self.nb(*az)?
+                    .transact(json!([{"op": "insert", "table": "Logical_Router",
                     "row": {"name": name}}]))?;
             }
             Op::DelRouter { az, name, lsps } => {
@@ -370,7 +377,8 @@ impl World {
                 }
             }
             Op::RenameAz { az, name } => {
-                self.nb(*az)?.transact(json!([{"op": "update", "table": "NB_Global",
+                self.nb(*az)?
+                    .transact(json!([{"op": "update", "table": "NB_Global",
                     "where": [], "row": {"name": name}}]))?;
             }
             Op::RestartDaemon { az } => {
@@ -499,6 +507,10 @@ fn uuid_of(server: &Server, table: &str, name: &str) -> Result<Option<String>> {
 // The northd pass (pure: NB dump + SB dump → SB operations)
 // ------------------------------------------------------------------------------------------------
 
+/// A desired SB Datapath_Binding: NB uuid, `external_ids` key naming it (`logical-switch` /
+/// `logical-router`), required tunnel key, `external_ids`.
+type WantDp = (String, &'static str, Option<i64>, Vec<(String, String)>);
+
 /// A desired SB Port_Binding.
 struct WantPb {
     name: String,
@@ -515,7 +527,13 @@ struct WantPb {
 fn map_value(pairs: &[(String, String)]) -> Value {
     let mut sorted = pairs.to_vec();
     sorted.sort();
-    json!(["map", sorted.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()])
+    json!([
+        "map",
+        sorted
+            .iter()
+            .map(|(k, v)| json!([k, v]))
+            .collect::<Vec<_>>()
+    ])
 }
 
 fn set_value(xs: &[Value]) -> Value {
@@ -591,7 +609,7 @@ pub fn northd_ops(nb: &Value, sb: &Value) -> Vec<Value> {
     // Desired datapaths: NB uuid → (reference value, kind).
     let mut dp_refs: BTreeMap<String, Value> = BTreeMap::new();
     let mut kept_dps: BTreeSet<String> = BTreeSet::new();
-    let mut desired: Vec<(String, &'static str, Option<i64>, Vec<(String, String)>)> = Vec::new();
+    let mut desired: Vec<WantDp> = Vec::new();
     for ls in rows(nb, "Logical_Switch") {
         let (Some(u), Some(ts)) = (row_uuid(ls), map_get(ls, "other_config", "interconn-ts"))
         else {
@@ -875,14 +893,20 @@ mod tests {
         // tsp1, rp, lrp1, cr-lrp1.
         assert_eq!(inserts("Port_Binding"), 4, "{text}");
         assert!(text.contains("\"tunnel_key\":16711682"), "{text}");
-        assert!(text.contains("0a:00:00:00:00:01 169.254.1.1/24 fd00::1/64"), "{text}");
+        assert!(
+            text.contains("0a:00:00:00:00:01 169.254.1.1/24 fd00::1/64"),
+            "{text}"
+        );
         assert!(text.contains(&format!("[\"uuid\",\"{}\"]", u(9))), "{text}");
         assert!(text.contains("\"tunnel_key\":7"), "{text}");
     }
 
     #[test]
     fn canon_ignores_order_and_singleton_sets() {
-        assert_eq!(canon(&json!(["set", ["b", "a"]])), canon(&json!(["set", ["a", "b"]])));
+        assert_eq!(
+            canon(&json!(["set", ["b", "a"]])),
+            canon(&json!(["set", ["a", "b"]]))
+        );
         assert_eq!(canon(&json!(["set", ["a"]])), json!("a"));
         assert_eq!(lowest_free(&[1, 2, 4].into_iter().collect(), 1), 3);
     }
