@@ -700,6 +700,49 @@ mod tests {
     }
 
     #[test]
+    fn orphan_routes_and_what_was_learned_from_them_are_dropped() {
+        let isb = |with_pb: bool| {
+            let pbs = if with_pb {
+                json!([{"_uuid": ["uuid", u(8)], "logical_port": "p1", "transit_switch": "ts1",
+                        "availability_zone": ["uuid", u(1)], "tunnel_key": 1,
+                        "external_ids": ["map", [["router-id", u(4)]]]}])
+            } else {
+                json!([])
+            };
+            DbDump {
+                label: "ic-sb".into(),
+                kind: DbKind::IcSb,
+                data: json!({
+                    "Availability_Zone": [{"_uuid": ["uuid", u(1)], "name": "az1"}],
+                    "Port_Binding": pbs,
+                    "Route": [{"_uuid": ["uuid", u(2)], "transit_switch": "ts1",
+                               "availability_zone": ["uuid", u(1)], "route_table": "",
+                               "ip_prefix": "10.0.0.0/24", "nexthop": "169.254.1.1",
+                               "origin": "static", "external_ids": ["map", []]}],
+                }),
+            }
+        };
+        let nb = DbDump {
+            label: "az2-nb".into(),
+            kind: DbKind::Nb,
+            data: json!({
+                "Logical_Router": [{"_uuid": ["uuid", u(5)], "name": "lr2",
+                                    "static_routes": ["set", [["uuid", u(6)]]]}],
+                "Logical_Router_Static_Route": [{"_uuid": ["uuid", u(6)],
+                    "ip_prefix": "10.0.0.0/24", "nexthop": "169.254.1.1",
+                    "external_ids": ["map", [["ic-learned-route", u(2)]]]}],
+            }),
+        };
+        let kept = normalise(vec![isb(true), nb.clone()]);
+        assert_eq!(kept["ic-sb"]["Route"].len(), 1);
+        assert_eq!(kept["az2-nb"]["Logical_Router_Static_Route"].len(), 1);
+        let dropped = normalise(vec![isb(false), nb]);
+        assert!(dropped["ic-sb"]["Route"].is_empty());
+        assert!(dropped["az2-nb"]["Logical_Router_Static_Route"].is_empty());
+        assert!(dropped["az2-nb"]["Logical_Router"][0].contains("\"static_routes\":[]"));
+    }
+
+    #[test]
     fn out_of_range_keys_show() {
         let a = normalise(world(&u(1), 5, 1, &u(2)));
         assert!(a["ic-sb"]["Datapath_Binding"][0].contains("out-of-range:5"));
