@@ -267,6 +267,14 @@ pub struct IcGraph {
     pub output: Handle<StageData>,
 }
 
+/// The run's context and the replicas seen through the AZ stage's writes; None while there is
+/// no local AZ (then the stages have nothing to do).
+fn az_views<'a>(ctx: &EngineCtx<'a, IcInput>, az: Handle<AzData>) -> Option<(Ctx, Views<'a>)> {
+    let input = ctx.context();
+    let a = ctx.get(az);
+    Some((ctx_of(a, input)?, Views::new(input.dbs()).with(&a.out)))
+}
+
 fn ctx_of(az: &AzData, input: &IcInput) -> Option<Ctx> {
     match &az.outcome {
         AzOutcome::Az { uuid, name } => Some(Ctx {
@@ -327,12 +335,9 @@ impl IcGraph {
             .input(i("ICSB_gateway"))
             .input(i("ICSB_encap"))
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
-                let input = ctx.context();
-                let a = ctx.get(az);
-                let Some(c) = ctx_of(a, input) else {
+                let Some((c, views)) = az_views(ctx, az) else {
                     return Outcome::Unchanged;
                 };
-                let views = Views::new(input.dbs()).with(&a.out);
                 gateway::run(&views, &c, &mut d.out);
                 Outcome::Updated
             })?;
@@ -362,12 +367,9 @@ impl IcGraph {
             .input(i("ICNB_transit_switch"))
             .input(i("ICNB_ic_nb_global"))
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
-                let input = ctx.context();
-                let a = ctx.get(az);
-                let Some(c) = ctx_of(a, input) else {
+                let Some((c, views)) = az_views(ctx, az) else {
                     return Outcome::Unchanged;
                 };
-                let views = Views::new(input.dbs()).with(&a.out);
                 super::transit_switch::run(&views, &c, ctx.get(enum_dp), &mut d.out);
                 Outcome::Updated
             })?;
@@ -382,12 +384,10 @@ impl IcGraph {
             .input(i("ICNB_transit_router"))
             .input(i("ICNB_transit_router_port"))
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
-                let input = ctx.context();
-                let a = ctx.get(az);
-                let Some(c) = ctx_of(a, input) else {
+                let Some((c, views)) = az_views(ctx, az) else {
                     return Outcome::Unchanged;
                 };
-                let views = Views::new(input.dbs()).with(&a.out).with(&ctx.get(ts).out);
+                let views = views.with(&ctx.get(ts).out);
                 super::transit_router::run(&views, &c, ctx.get(enum_dp), &mut d.out);
                 Outcome::Updated
             })?;
@@ -411,17 +411,11 @@ impl IcGraph {
             .input(i("ICNB_transit_router"))
             .input(i("ICNB_transit_router_port"))
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut PortBindingData| {
-                let input = ctx.context();
-                let a = ctx.get(az);
-                let Some(c) = ctx_of(a, input) else {
+                let Some((c, views)) = az_views(ctx, az) else {
                     return Outcome::Unchanged;
                 };
                 let (g, s, r) = (ctx.get(gw), ctx.get(ts), ctx.get(tr));
-                let views = Views::new(input.dbs())
-                    .with(&a.out)
-                    .with(&g.out)
-                    .with(&s.out)
-                    .with(&r.out);
+                let views = views.with(&g.out).with(&s.out).with(&r.out);
                 port_binding::run(&views, &c, &mut d.state, &mut d.out);
                 Outcome::Updated
             })?;
@@ -557,13 +551,10 @@ impl IcGraph {
             .input(i("SB_service_monitor"))
             .input(i("ICSB_service_monitor"))
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
-                let input = ctx.context();
-                let a = ctx.get(az);
-                let Some(c) = ctx_of(a, input) else {
+                let Some((c, views)) = az_views(ctx, az) else {
                     return Outcome::Unchanged;
                 };
-                let p = ctx.get(pb);
-                let views = Views::new(input.dbs()).with(&a.out).with(&p.out);
+                let views = views.with(&ctx.get(pb).out);
                 super::service_monitor::run(&views, &c, &mut d.out);
                 Outcome::Updated
             })?;
@@ -575,12 +566,9 @@ impl IcGraph {
             .input(i("SB_address_set"))
             .input(i("ICSB_address_set"))
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
-                let input = ctx.context();
-                let a = ctx.get(az);
-                let Some(c) = ctx_of(a, input) else {
+                let Some((c, views)) = az_views(ctx, az) else {
                     return Outcome::Unchanged;
                 };
-                let views = Views::new(input.dbs()).with(&a.out);
                 super::address_set::run(&views, &c, &mut d.out);
                 Outcome::Updated
             })?;
