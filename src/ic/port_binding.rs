@@ -28,13 +28,17 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::util::{allocate_key, smap_int};
 use super::{Ctx, Out, Views};
 use crate::ovsdb::datum::{Atom, Datum};
 use crate::ovsdb::replica::Row;
 use crate::ovsdb::Uuid;
+
+/// Rate limits of this stage's warnings (upstream: 5/min burst 1; exhaustion 1/min).
+static WARN_RL: crate::daemon::vlog::RateLimit = crate::daemon::vlog::RateLimit::new(5, 1);
+static EXHAUSTED_RL: crate::daemon::vlog::RateLimit = crate::daemon::vlog::RateLimit::new(1, 1);
 
 /// Port tunnel keys: 1 … 32767.
 pub const PORT_KEY_MIN: i64 = 1;
@@ -59,8 +63,7 @@ impl PortBindingState {
                 Some(k)
             }
             None => {
-                // rate-limited upstream: 1/min
-                warn!(target: "ovn_util", "all transit port tunnel ids exhausted");
+                crate::vlog_rl!(EXHAUSTED_RL, warn, target: "ovn_util", "all transit port tunnel ids exhausted");
                 None
             }
         }
@@ -162,8 +165,7 @@ impl Run<'_, '_> {
         extra: Vec<(&str, Datum)>,
     ) -> Option<Uuid> {
         if self.isb_names.contains(port) {
-            // rate-limited upstream: 5/min
-            warn!(target: "ovn_ic", "Port binding {port} already exists in IC-SB (another availability zone or transit datapath); not creating it for {dp_name}.");
+            crate::vlog_rl!(WARN_RL, warn, target: "ovn_ic", "Port binding {port} already exists in IC-SB (another availability zone or transit datapath); not creating it for {dp_name}.");
             return None;
         }
         // Keys handed out earlier in this run on the same datapath name (a TS and a TR may
@@ -430,8 +432,7 @@ fn sync_transit_switch(
     for pb in s.remote.values() {
         let name = pb.str("logical_port");
         if r.nb_lsp_names.contains(name) {
-            // rate-limited upstream: 5/min
-            warn!(target: "ovn_ic", "Logical switch port {name} already exists in NB; not creating a remote port for transit switch {ts_name}.");
+            crate::vlog_rl!(WARN_RL, warn, target: "ovn_ic", "Logical switch port {name} already exists in NB; not creating a remote port for transit switch {ts_name}.");
             continue;
         }
         let mut cols = vec![
@@ -517,8 +518,7 @@ fn sync_tsp<'a>(
         Some(lsp) => lsp.uuid(),
         None => {
             if r.nb_lsp_names.contains(name) {
-                // rate-limited upstream: 5/min
-                warn!(target: "ovn_ic", "Logical switch port {name} already exists in NB; not creating the port of transit switch port {name}.");
+                crate::vlog_rl!(WARN_RL, warn, target: "ovn_ic", "Logical switch port {name} already exists in NB; not creating the port of transit switch port {name}.");
                 return;
             }
             let u = r.out.nb.insert(
@@ -672,8 +672,7 @@ fn legacy_router_id(r: &Run, sb_pb: &Row) -> Option<Uuid> {
 fn router_id_update(r: &Run, pb: &Row, sb_pb: &Row, cols: &mut Vec<(&'static str, Datum)>) {
     match legacy_router_id(r, sb_pb) {
         None => {
-            // rate-limited upstream: 5/min burst 1
-            warn!(target: "ovn_ic", "Can't get router uuid for transit switch port {}.", pb.str("logical_port"));
+            crate::vlog_rl!(WARN_RL, warn, target: "ovn_ic", "Can't get router uuid for transit switch port {}.", pb.str("logical_port"));
         }
         Some(id) => {
             let current = pb
@@ -867,8 +866,7 @@ fn sync_transit_router(
             Some(l) => l.uuid(),
             None => {
                 if r.nb_lrp_names.contains(name) {
-                    // rate-limited upstream: 5/min
-                    warn!(target: "ovn_ic", "Logical router port {name} already exists in NB; not creating the port of transit router port {name}.");
+                    crate::vlog_rl!(WARN_RL, warn, target: "ovn_ic", "Logical router port {name} already exists in NB; not creating the port of transit router port {name}.");
                     continue;
                 }
                 let u = r.out.nb.insert(
