@@ -240,6 +240,65 @@ impl Run<'_, '_> {
     }
 }
 
+/// Which kind of managed NB port a transit port materialises as.
+#[derive(Clone, Copy)]
+enum PortKind {
+    /// `Logical_Switch_Port` with `options:interconn-tsp`.
+    Switch,
+    /// `Logical_Router_Port` with `options:interconn-tr`.
+    Router,
+}
+
+impl Run<'_, '_> {
+    /// The managed NB port for transit port `name`: `existing`, or a new port carrying the
+    /// ownership marker, added to the datapath's `ports`. None (with a warning) when another
+    /// NB port already has that name.
+    fn managed_port(
+        &mut self,
+        kind: PortKind,
+        name: &str,
+        existing: Option<Uuid>,
+        ports: &mut BTreeSet<Uuid>,
+    ) -> Option<Uuid> {
+        if existing.is_some() {
+            return existing;
+        }
+        let (table, marker, names) = match kind {
+            PortKind::Switch => (
+                "Logical_Switch_Port",
+                "interconn-tsp",
+                &mut self.nb_lsp_names,
+            ),
+            PortKind::Router => (
+                "Logical_Router_Port",
+                "interconn-tr",
+                &mut self.nb_lrp_names,
+            ),
+        };
+        if names.contains(name) {
+            match kind {
+                PortKind::Switch => {
+                    crate::vlog_rl!(WARN_RL, warn, target: "ovn_ic", "Logical switch port {name} already exists in NB; not creating the port of transit switch port {name}.")
+                }
+                PortKind::Router => {
+                    crate::vlog_rl!(WARN_RL, warn, target: "ovn_ic", "Logical router port {name} already exists in NB; not creating the port of transit router port {name}.")
+                }
+            }
+            return None;
+        }
+        names.insert(name.to_string());
+        let u = self.out.nb.insert(
+            table,
+            vec![
+                ("name", Datum::scalar(name)),
+                ("options", Datum::smap([(marker, name)])),
+            ],
+        );
+        ports.insert(u);
+        Some(u)
+    }
+}
+
 /// Run the stage. `v` must include the gateway stage's intents (remote chassis), per §4.0.
 pub fn run(v: &Views, ctx: &Ctx, st: &mut PortBindingState, out: &mut Out) {
     let isb_pbs = v.icsb.rows("Port_Binding");
@@ -514,24 +573,9 @@ fn sync_tsp<'a>(
         return;
     };
 
-    let lsp_uuid = match managed.remove(name) {
-        Some(lsp) => lsp.uuid(),
-        None => {
-            if r.nb_lsp_names.contains(name) {
-                crate::vlog_rl!(WARN_RL, warn, target: "ovn_ic", "Logical switch port {name} already exists in NB; not creating the port of transit switch port {name}.");
-                return;
-            }
-            let u = r.out.nb.insert(
-                "Logical_Switch_Port",
-                vec![
-                    ("name", Datum::scalar(name)),
-                    ("options", Datum::smap([("interconn-tsp", name)])),
-                ],
-            );
-            r.nb_lsp_names.insert(name.to_string());
-            ls_ports.insert(u);
-            u
-        }
+    let existing = managed.remove(name).map(|lsp| lsp.uuid());
+    let Some(lsp_uuid) = r.managed_port(PortKind::Switch, name, existing, ls_ports) else {
+        return;
     };
     let nb = r.v.nb.with(&r.out.nb);
     let Some(lsp) = nb.get("Logical_Switch_Port", lsp_uuid) else {
@@ -862,24 +906,9 @@ fn sync_transit_router(
         let Some(key) = r.pb(pb_uuid).and_then(|pb| pb.int("tunnel_key")) else {
             continue;
         };
-        let lrp_uuid = match managed.remove(name) {
-            Some(l) => l.uuid(),
-            None => {
-                if r.nb_lrp_names.contains(name) {
-                    crate::vlog_rl!(WARN_RL, warn, target: "ovn_ic", "Logical router port {name} already exists in NB; not creating the port of transit router port {name}.");
-                    continue;
-                }
-                let u = r.out.nb.insert(
-                    "Logical_Router_Port",
-                    vec![
-                        ("name", Datum::scalar(name)),
-                        ("options", Datum::smap([("interconn-tr", name)])),
-                    ],
-                );
-                r.nb_lrp_names.insert(name.to_string());
-                lr_ports.insert(u);
-                u
-            }
+        let existing = managed.remove(name).map(|l| l.uuid());
+        let Some(lrp_uuid) = r.managed_port(PortKind::Router, name, existing, &mut lr_ports) else {
+            continue;
         };
         let nb = r.v.nb.with(&r.out.nb);
         let Some(lrp) = nb.get("Logical_Router_Port", lrp_uuid) else {
