@@ -14,6 +14,7 @@ pub mod az;
 pub mod enum_datapaths;
 pub mod gateway;
 pub mod graph;
+pub mod incr;
 pub mod port_binding;
 pub mod route;
 pub mod seqno;

@@ -28,9 +28,7 @@ use crate::ic::{Ctx, Out, Views};
 use crate::ovsdb::replica::ChangeKind;
 use crate::ovsdb::Uuid;
 
-/// Why a change cannot be handled incrementally (shown in debug logs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unhandled(pub &'static str);
+pub use crate::ic::incr::Unhandled;
 
 /// One TS port of an interconnected router, by reference (the rows are re-read per run).
 #[derive(Debug, Clone, PartialEq, Eq)]
