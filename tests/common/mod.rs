@@ -57,6 +57,7 @@
 
 mod client;
 mod cluster;
+pub mod lab;
 mod ovn;
 mod pki;
 mod process;
