@@ -291,19 +291,21 @@ check_dir() {
         if [ -n "$running" ]; then
             die "a sandbox is already running in $dir (${running% }); stop it first: $prog stop --dir $dir"
         fi
-    elif [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
-        die "$dir is not empty and is not a sandbox directory; choose another --dir"
     fi
     # Unix socket paths are limited to 107 bytes.
     local p
     for p in $(socket_paths) "$dir/az1/ovn-northd.4194304.ctl"; do
         ((${#p} <= 100)) || die "socket path $p is too long for a unix socket; use a shorter --dir"
     done
+    # ovsdb-server would unlink a socket file and bind its own: never do that to a live one.
     for p in $(socket_paths); do
         if socket_bound "$p"; then
             die "socket $p is in use by another process; stop it or use another --dir"
         fi
     done
+    if [ ! -e "$dir/$marker_name" ] && [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
+        die "$dir is not empty and is not a sandbox directory; choose another --dir"
+    fi
 }
 
 # Our binary: $OVN_IC_BIN, else the one built now (or earlier, with --no-build).
