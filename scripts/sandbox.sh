@@ -518,6 +518,10 @@ cmd_start() {
     c_bin=${OVN_IC_C_BIN:-/usr/bin/ovn-ic}
     if [ -n "$c_az" ]; then
         [ -x "$c_bin" ] || die "missing tool: $c_bin (package ovn-ic) for --c-daemon-az"
+        if [ "$schema_dir" != /usr/share/ovn ]; then
+            echo "sandbox: warning: the C ovn-ic 23.03 does not run against newer IC schemas;" \
+                "OVN_SCHEMA_DIR=$schema_dir may keep AZ $c_az from converging" >&2
+        fi
     fi
     resolve_bin
 
