@@ -6,7 +6,7 @@
 //! server's schema lacks are never sent. A transaction whose operations change nothing
 //! ([`Txn::is_empty`]) is not sent at all.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 
@@ -118,6 +118,12 @@ impl Txn {
 
     /// Update `cols` of an existing row, sending only the columns whose value differs from the
     /// replica (and only those the server has). Returns whether anything was sent.
+    ///
+    /// A set or map column that may hold more than one element is sent as a `mutate` of the
+    /// difference (elements/keys deleted, then inserted), as upstream's IDL partial updates do:
+    /// a concurrent writer's change to other elements of the same column (an operator's
+    /// `lr-route-add` while we add a learned route to `static_routes`) is merged, not
+    /// overwritten with our stale copy, and only the delta goes on the wire.
     pub fn update(
         &mut self,
         replica: &Replica,
@@ -126,23 +132,69 @@ impl Txn {
         cols: Vec<(&str, Datum)>,
     ) -> bool {
         let current = replica.get(table, uuid);
-        let changed: Vec<(&str, Datum)> = cols
-            .into_iter()
-            .filter(|(c, d)| match current {
-                Some(row) => !row.has_column(c) || row.get(c) != d,
-                None => true,
-            })
-            .collect();
-        let row = Self::row_json(Some(replica), table, changed);
-        if row.is_empty() {
-            return false;
+        let mut whole: Vec<(&str, Datum)> = vec![];
+        let mut mutations: Vec<(&str, &str, Datum)> = vec![];
+        for (c, d) in cols {
+            let Some(row) = current else {
+                whole.push((c, d));
+                continue;
+            };
+            if !row.has_column(c) {
+                whole.push((c, d));
+                continue;
+            }
+            let cur = row.get(c);
+            if cur == &d {
+                continue;
+            }
+            let multi = row
+                .meta()
+                .column_index(c)
+                .and_then(|i| row.meta().types.get(i))
+                .is_some_and(|t| t.min == 0 && t.max > 1);
+            match (multi, cur, &d) {
+                (true, Datum::Set(old), Datum::Set(new)) => {
+                    let del: BTreeSet<Atom> = old.difference(new).cloned().collect();
+                    let add: BTreeSet<Atom> = new.difference(old).cloned().collect();
+                    if !del.is_empty() {
+                        mutations.push((c, "delete", Datum::Set(del)));
+                    }
+                    if !add.is_empty() {
+                        mutations.push((c, "insert", Datum::Set(add)));
+                    }
+                }
+                (true, Datum::Map(old), Datum::Map(new)) => {
+                    let del: BTreeSet<Atom> = old
+                        .iter()
+                        .filter(|(k, v)| new.get(*k) != Some(*v))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    let add: BTreeMap<Atom, Atom> = new
+                        .iter()
+                        .filter(|(k, v)| old.get(*k) != Some(*v))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    if !del.is_empty() {
+                        mutations.push((c, "delete", Datum::Set(del)));
+                    }
+                    if !add.is_empty() {
+                        mutations.push((c, "insert", Datum::Map(add)));
+                    }
+                }
+                _ => whole.push((c, d)),
+            }
         }
-        self.ops.push(json!({
-            "op": "update", "table": table,
-            "where": RowRef::Existing(uuid).where_clause(), "row": row
-        }));
-        self.writes += 1;
-        true
+        let row = Self::row_json(Some(replica), table, whole);
+        let sent = !row.is_empty() || !mutations.is_empty();
+        if !row.is_empty() {
+            self.ops.push(json!({
+                "op": "update", "table": table,
+                "where": RowRef::Existing(uuid).where_clause(), "row": row
+            }));
+            self.writes += 1;
+        }
+        self.mutate(table, &RowRef::Existing(uuid), mutations);
+        sent
     }
 
     /// Update columns of a row by reference without comparing (e.g. a row inserted earlier in
@@ -474,6 +526,73 @@ pub fn classify(reply: Result<&Value, &Value>) -> TxnStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Set and map columns are updated by mutating only their difference; scalars and
+    /// optional scalars by `update`.
+    #[test]
+    fn update_mutates_the_difference_of_set_and_map_columns() {
+        use crate::ovsdb::schema::DatabaseSchema;
+        use std::sync::Arc;
+        let s = json!({"name": "T", "version": "1.0.0", "tables": {"A": {"columns": {
+            "name": {"type": "string"},
+            "opt": {"type": {"key": "string", "min": 0, "max": 1}},
+            "tags": {"type": {"key": "string", "min": 0, "max": "unlimited"}},
+            "opts": {"type": {"key": "string", "value": "string", "min": 0, "max": "unlimited"}}
+        }}}});
+        let mut r = Replica::new("T");
+        let mut mon = BTreeMap::new();
+        mon.insert(
+            "A".to_string(),
+            ["name", "opt", "tags", "opts"].map(String::from).to_vec(),
+        );
+        r.set_schema(Arc::new(DatabaseSchema::from_json(&s).unwrap()), &mon);
+        r.apply_update2(
+            &json!({"A": {"00000000-0000-0000-0000-000000000001": {"insert": {
+            "name": "a", "opt": "x", "tags": ["set", ["t1", "t2"]],
+            "opts": ["map", [["k1", "v1"], ["k2", "v2"]]]}}}}),
+        )
+        .unwrap();
+        let mut t = Txn::new("T");
+        let sent = t.update(
+            &r,
+            "A",
+            Uuid(1),
+            vec![
+                ("name", Datum::scalar("b")),
+                ("opt", Datum::empty_set()),
+                ("tags", Datum::set(["t2", "t3"].map(Atom::from))),
+                (
+                    "opts",
+                    Datum::smap([("k1", "v1"), ("k2", "w"), ("k3", "v3")]),
+                ),
+            ],
+        );
+        assert!(sent);
+        let ops = t.to_params(None);
+        let ops = &ops[1..];
+        assert_eq!(ops.len(), 2, "{ops:?}");
+        assert_eq!(ops[0]["op"], "update");
+        assert_eq!(ops[0]["row"], json!({"name": "b", "opt": ["set", []]}));
+        assert_eq!(ops[1]["op"], "mutate");
+        assert_eq!(
+            ops[1]["mutations"],
+            json!([
+                ["tags", "delete", "t1"],
+                ["tags", "insert", "t3"],
+                ["opts", "delete", "k2"],
+                ["opts", "insert", ["map", [["k2", "w"], ["k3", "v3"]]]]
+            ])
+        );
+        // Nothing to change: nothing sent.
+        let mut t = Txn::new("T");
+        assert!(!t.update(
+            &r,
+            "A",
+            Uuid(1),
+            vec![("tags", Datum::set(["t1", "t2"].map(Atom::from)))]
+        ));
+        assert!(t.is_empty());
+    }
 
     #[test]
     fn classification() {
