@@ -338,3 +338,60 @@ fn bad_address_is_a_startup_error() {
         );
     }
 }
+
+#[test]
+fn ipv6_endpoint_reports_unreachable_databases() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipping: no IPv6 loopback");
+        return;
+    }
+    let dir = common::TestDir::new("metrics-v6").unwrap();
+    let sock = |n: &str| format!("unix:{}", dir.join(n).display());
+    let args = [
+        format!("--ovnnb-db={}", sock("nb.sock")),
+        format!("--ovnsb-db={}", sock("sb.sock")),
+        format!("--ic-nb-db={}", sock("icnb.sock")),
+        format!("--ic-sb-db={}", sock("icsb.sock")),
+        "--metrics=[::1]:0".to_string(),
+    ];
+    let d = Daemon::start("ovn-ic-v6", our_ovn_ic(), &args).unwrap();
+    let addr = wait_for(WAIT, || metrics_addr(&d))
+        .unwrap_or_else(|| panic!("no '{LISTENING}' line in the log:\n{}", d.log_text()));
+    assert!(addr.is_ipv6() && addr.port() != 0, "{addr}");
+    assert!(d
+        .log_text()
+        .contains(&format!("{LISTENING}[::1]:{}/metrics", addr.port())));
+    let m = parse(&scrape(addr));
+    for db in [
+        "OVN_Northbound",
+        "OVN_Southbound",
+        "OVN_IC_Northbound",
+        "OVN_IC_Southbound",
+    ] {
+        assert_eq!(
+            get(&m, &format!("ovn_ic_db_connected{{db=\"{db}\"}}")),
+            0.0,
+            "{db}"
+        );
+        assert_eq!(
+            get(
+                &m,
+                &format!("ovn_ic_transactions_committed_total{{db=\"{db}\"}}")
+            ),
+            0.0
+        );
+    }
+    assert_eq!(
+        get(
+            &m,
+            "ovn_ic_lock_held{db=\"OVN_Southbound\",lock=\"ovn_ic\"}"
+        ),
+        0.0
+    );
+    assert!(!m.contains_key("ovn_ic_change_to_commit_last_seconds"));
+    // Nothing was ever synchronised: no owned rows to report.
+    assert!(
+        !m.keys().any(|k| k.starts_with("ovn_ic_owned_rows")),
+        "{m:#?}"
+    );
+}
