@@ -289,6 +289,7 @@ fn appctl_commands_reply_exactly() {
          \x20 is-paused               \n\
          \x20 list-commands           \n\
          \x20 memory/show             \n\
+         \x20 metrics/show            \n\
          \x20 nb-connection-status    \n\
          \x20 pause                   \n\
          \x20 resume                  \n\

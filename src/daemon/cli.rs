@@ -34,6 +34,7 @@
 //! As in getopt, those bytes are accepted as short options too (`-\x01` = `--no-self-confinement`).
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
@@ -76,6 +77,8 @@ pub struct Options {
     pub syslog_target: Option<String>,
     pub ssl: SslOptions,
     pub rundir: PathBuf,
+    /// `--metrics=ADDR:PORT`: serve Prometheus metrics over HTTP there (off when None).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A bad command line: one line naming the option, exit status 1.
@@ -195,6 +198,7 @@ enum Opt {
     SslCiphers,
     SslCiphersuites,
     SslServerName,
+    Metrics,
 }
 
 struct OptDef {
@@ -218,7 +222,9 @@ const fn def(name: &'static str, has_arg: HasArg, val: u8, opt: Opt) -> OptDef {
 /// their enum values: `OVN_DAEMON_OPTION_ENUMS` (detach 0, no-self-confinement 1, no-chdir 2,
 /// overwrite-pidfile 3, pidfile 4, monitor 5, user 6), `VLOG_OPTION_ENUMS` (log-file 7,
 /// syslog-method 8, syslog-target 9), `SSL_OPTION_ENUMS` (ssl-protocols 10, ssl-ciphers 11,
-/// ssl-ciphersuites 12, ssl-server-name 13), then dump-inc-proc-graph 14.
+/// ssl-ciphersuites 12, ssl-server-name 13), then dump-inc-proc-graph 14. Ours only: metrics 15
+/// (last, so the C options' prefixes and ambiguity lists are unchanged, except that `--m` now
+/// also matches `--metrics`).
 const OPTIONS: &[OptDef] = &[
     def("ovnsb-db", HasArg::Required, b'd', Opt::OvnsbDb),
     def("ovnnb-db", HasArg::Required, b'D', Opt::OvnnbDb),
@@ -252,6 +258,7 @@ const OPTIONS: &[OptDef] = &[
         Opt::SslCiphersuites,
     ),
     def("ssl-server-name", HasArg::Required, 13, Opt::SslServerName),
+    def("metrics", HasArg::Required, 15, Opt::Metrics),
 ];
 
 /// `-o/--options` text (`ovs_cmdl_print_options`): every option in declaration order, each
@@ -297,6 +304,8 @@ Options:
   --ic-sb-db=DATABASE       connect to ovn-ic-sb database at DATABASE
                             (default: {isb})
   --unixctl=SOCKET          override default control socket name
+  --metrics=ADDR:PORT       serve Prometheus metrics on http://ADDR:PORT/metrics
+                            (IPv6: [ADDR]:PORT; default: off)
   -h, --help                display this help message
   -o, --options             list available options
   -V, --version             display version information
@@ -351,6 +360,17 @@ fn lossy(b: &[u8]) -> String {
 
 fn path(b: &[u8]) -> PathBuf {
     PathBuf::from(OsString::from_vec(b.to_vec()))
+}
+
+/// `--metrics` value: an IP address and port (`127.0.0.1:9476`, `[::1]:9476`; port 0 picks a
+/// free port). Host names are refused: the daemon must not depend on a resolver to start.
+pub fn parse_metrics_addr(v: &str) -> Result<SocketAddr, CliError> {
+    v.parse().map_err(|_| {
+        CliError(format!(
+            "{}: --metrics: \"{v}\" is not an IP address and port (ADDR:PORT or [IPV6]:PORT)",
+            crate::daemon::PROGRAM
+        ))
+    })
 }
 
 /// Parser state: the options gathered so far.
@@ -428,6 +448,7 @@ impl Parser<'_> {
             Opt::SslCiphers => o.ssl.ciphers = Some(val()),
             Opt::SslCiphersuites => o.ssl.ciphersuites = Some(val()),
             Opt::SslServerName => o.ssl.server_name = Some(val()),
+            Opt::Metrics => o.metrics = Some(parse_metrics_addr(&val())?),
         }
         Ok(None)
     }
@@ -927,6 +948,48 @@ mod tests {
     }
 
     #[test]
+    fn metrics_option() {
+        assert_eq!(run(&[]).metrics, None);
+        assert_eq!(
+            run(&["--metrics=127.0.0.1:0"]).metrics,
+            Some("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(
+            run(&["--metrics", "[::1]:9476"]).metrics,
+            Some("[::1]:9476".parse().unwrap())
+        );
+        // Last one wins, and it may be abbreviated like any long option.
+        assert_eq!(
+            run(&["--metrics=127.0.0.1:1", "--met=0.0.0.0:2"]).metrics,
+            Some("0.0.0.0:2".parse().unwrap())
+        );
+        for bad in [
+            "",
+            "9476",
+            "localhost:9476",
+            "127.0.0.1",
+            "127.0.0.1:65536",
+            "::1:9476",
+            "[::1]",
+            "1.2.3.4:x",
+        ] {
+            assert_eq!(
+                err(&[&format!("--metrics={bad}")]),
+                format!(
+                    "ovn-ic: --metrics: \"{bad}\" is not an IP address and port (ADDR:PORT or [IPV6]:PORT)"
+                ),
+            );
+        }
+        assert_eq!(
+            err(&["--metrics"]),
+            "ovn-ic: option '--metrics' requires an argument"
+        );
+        // `--m` used to mean `--monitor`; it is ambiguous now, `--mo` still works.
+        assert!(err(&["--m"]).starts_with("ovn-ic: option '--m' is ambiguous"));
+        assert!(run(&["--mo"]).monitor);
+    }
+
+    #[test]
     fn non_utf8_values() {
         use std::os::unix::ffi::OsStrExt as _;
         let arg = OsString::from_vec(b"--pidfile=/tmp/\xff.pid".to_vec());
@@ -981,6 +1044,7 @@ mod tests {
                 "ssl-ciphers",
                 "ssl-ciphersuites",
                 "ssl-server-name",
+                "metrics",
             ]
         );
         assert!(t.starts_with("--ovnsb-db=ARG\n-d ARG\n--ovnnb-db=ARG\n-D ARG\n"));
@@ -989,7 +1053,7 @@ mod tests {
         assert!(t.contains("--verbose=[ARG]\n-v [ARG]\n--log-file=[ARG]\n-\x07 [ARG]\n"));
         assert!(t.contains("--syslog-target=ARG\n-\t ARG\n"));
         assert!(t.contains("--ssl-protocols=ARG\n-\n ARG\n--ssl-ciphers=ARG\n-\x0b ARG\n"));
-        assert!(t.ends_with("--ssl-server-name=ARG\n-\x0d ARG\n"));
+        assert!(t.ends_with("--ssl-server-name=ARG\n-\x0d ARG\n--metrics=ARG\n-\x0f ARG\n"));
     }
 
     #[test]
@@ -1018,6 +1082,12 @@ mod tests {
         assert!(u.contains("PKI configuration (required to use SSL):\n"));
         assert!(u.contains("  -V, --version             display version information\n"));
         assert!(!u.contains("dump-inc-proc-graph"));
+        assert!(u.contains(
+            "  --unixctl=SOCKET          override default control socket name\n\
+             \x20 --metrics=ADDR:PORT       serve Prometheus metrics on http://ADDR:PORT/metrics\n\
+             \x20                           (IPv6: [ADDR]:PORT; default: off)\n\
+             \x20 -h, --help"
+        ));
         assert!(!u.contains("no-self-confinement"));
     }
 

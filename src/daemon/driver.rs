@@ -17,6 +17,7 @@ use tracing::{debug, info};
 
 use super::cli::Options;
 use super::mainloop::{Db, Driver, IterationCtx, NodeStats};
+use super::metrics::{self, NodeMetrics, Recorder, Snapshot};
 use crate::ic::graph::{IcGraph, IcInput};
 use crate::ic::seqno::{self, SeqnoState};
 use crate::ic::tables::{self, ICSB_LOCK, SB_LOCK};
@@ -47,6 +48,8 @@ pub struct IcDriver {
     backoff: Duration,
     retry_at: Option<Instant>,
     memory: super::memory::MemoryMonitor,
+    /// Transaction counters, change-to-commit latency, rows-owned cache.
+    metrics: Recorder,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
@@ -135,6 +138,7 @@ impl IcDriver {
             backoff: Duration::ZERO,
             retry_at: None,
             memory: super::memory::MemoryMonitor::new(Instant::now()),
+            metrics: Recorder::new(),
         };
         for s in d.sessions_mut() {
             index_tables(s.replica_mut());
@@ -186,8 +190,11 @@ impl IcDriver {
         ];
         let mut icsb_ok = false;
         let (mut failed, mut succeeded) = (false, false);
+        let now = Instant::now();
+        // `checks` is in the session order of `metrics::SESSION_DBS`.
         for (i, (s, name, report)) in checks.into_iter().enumerate() {
             let Some(st) = s.take_result() else { continue };
+            self.metrics.txn_result(i, &st, now);
             if i == 3 && st.is_ok() {
                 icsb_ok = true;
             }
@@ -256,6 +263,7 @@ impl IcDriver {
             self.had_lock = false;
         }
         ctx.force_recompute = true;
+        self.metrics.discarded();
         self.clear_changes();
     }
 
@@ -351,6 +359,14 @@ impl IcDriver {
         self.graph.engine.clear_tracked();
         self.give_back(input);
         let [nb, sb, icnb, icsb, locked] = txns;
+        let send_locked = isb_leader && !locked.is_empty();
+        let sent = [
+            !nb.is_empty(),
+            !sb.is_empty(),
+            !icnb.is_empty(),
+            !icsb.is_empty(),
+            send_locked,
+        ];
         self.nb.commit(nb);
         self.sb.commit(sb);
         self.icnb.commit(icnb);
@@ -360,6 +376,7 @@ impl IcDriver {
         } else if !locked.is_empty() {
             debug!(target: "ovn_ic", "dropping IC-SB leader writes: not the ISB leader this run");
         }
+        self.metrics.committing(sent);
         self.clear_changes();
     }
 }
@@ -402,8 +419,14 @@ fn index_tables(r: &mut Replica) {
 impl Driver for IcDriver {
     fn run(&mut self, ctx: &mut IterationCtx) {
         self.memory.run(Instant::now());
+        let mut changed = false;
         for s in self.sessions_mut() {
+            let before = s.replica().seqno();
             s.run();
+            changed |= s.replica().seqno() != before;
+        }
+        if changed {
+            self.metrics.changed(Instant::now());
         }
         self.update_probes();
         self.log_reconnects(ctx);
@@ -423,6 +446,7 @@ impl Driver for IcDriver {
         } else {
             // Standby (or not synced yet): recompute everything once active.
             ctx.force_recompute = true;
+            self.metrics.discarded();
             self.clear_changes();
         }
     }
@@ -471,6 +495,28 @@ impl Driver for IcDriver {
 
     fn clear_engine_stats(&mut self) {
         self.graph.engine.clear_stats();
+    }
+
+    fn metrics(&mut self, snap: &mut Snapshot) {
+        let connected = [Db::Nb, Db::Sb, Db::IcNb, Db::IcSb].map(|db| self.is_connected(db));
+        self.metrics.fill(snap, connected);
+        snap.locks = metrics::locks(self.had_lock, self.icsb_locked.has_lock());
+        snap.nodes = self
+            .graph
+            .engine
+            .all_stats()
+            .map(|(name, s)| NodeMetrics {
+                name: name.to_string(),
+                recompute: s.recompute,
+                compute: s.compute,
+                cancel: s.cancel,
+                last_run: s.last_run,
+                total_run: s.total_run,
+            })
+            .collect();
+        snap.owned = self
+            .metrics
+            .owned(self.nb.replica(), self.sb.replica(), self.icsb.replica());
     }
 }
 

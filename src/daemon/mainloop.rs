@@ -14,6 +14,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::coverage;
+use super::metrics::{self, NodeMetrics, Snapshot};
 use super::signals::{self, FatalSignals};
 use super::unixctl::{Reply, Request};
 
@@ -61,6 +62,37 @@ pub trait Driver {
     fn engine_stats(&self) -> Vec<NodeStats>;
     /// `inc-engine/clear-stats`.
     fn clear_engine_stats(&mut self);
+    /// Fill the driver's part of a metrics snapshot: `dbs`, `locks`, `nodes`, latency and
+    /// `owned`. The default reports what the other methods tell (no counters, no timing).
+    fn metrics(&mut self, snap: &mut Snapshot) {
+        let dbs = [
+            (Db::Nb, crate::ic::tables::NB_DB),
+            (Db::Sb, crate::ic::tables::SB_DB),
+            (Db::IcNb, crate::ic::tables::ICNB_DB),
+            (Db::IcSb, crate::ic::tables::ICSB_DB),
+        ];
+        snap.dbs = dbs
+            .iter()
+            .map(|&(db, name)| metrics::DbMetrics {
+                db: name.to_string(),
+                connected: self.is_connected(db),
+                committed: 0,
+                failed: 0,
+            })
+            .collect();
+        snap.locks = metrics::locks(self.has_sb_lock(), false);
+        snap.nodes = self
+            .engine_stats()
+            .into_iter()
+            .map(|n| NodeMetrics {
+                name: n.name,
+                recompute: n.recompute,
+                compute: n.compute,
+                cancel: n.cancel,
+                ..Default::default()
+            })
+            .collect();
+    }
 }
 
 /// The driver until sessions exist: nothing connected, never wakes the loop.
@@ -86,7 +118,7 @@ impl Driver for Idle {
 
 /// The commands the main loop answers (everything else is answered by the control socket).
 /// `(name, usage, min args, max args)`.
-pub const LOOP_COMMANDS: [(&str, &str, usize, usize); 12] = [
+pub const LOOP_COMMANDS: [(&str, &str, usize, usize); 13] = [
     ("exit", "", 0, 0),
     ("pause", "", 0, 0),
     ("resume", "", 0, 0),
@@ -99,6 +131,7 @@ pub const LOOP_COMMANDS: [(&str, &str, usize, usize); 12] = [
     ("inc-engine/show-stats", "", 0, 2),
     ("inc-engine/clear-stats", "", 0, 0),
     ("inc-engine/recompute", "", 0, 0),
+    ("metrics/show", "", 0, 0),
 ];
 
 /// Why the loop returned.
@@ -118,6 +151,8 @@ pub struct MainLoop<D: Driver> {
     immediate_wake: bool,
     requests: mpsc::UnboundedReceiver<Request>,
     pending: VecDeque<Request>,
+    /// With `--metrics`: the snapshot the HTTP responder serves, refreshed after every iteration.
+    metrics: Option<metrics::Shared>,
 }
 
 impl<D: Driver> MainLoop<D> {
@@ -131,7 +166,26 @@ impl<D: Driver> MainLoop<D> {
             immediate_wake: false,
             requests,
             pending: VecDeque::new(),
+            metrics: None,
         }
+    }
+
+    /// Keep `shared` up to date after every iteration (from now on).
+    pub fn set_metrics(&mut self, shared: metrics::Shared) {
+        let snap = self.metrics_snapshot();
+        *shared.lock().unwrap_or_else(|e| e.into_inner()) = snap;
+        self.metrics = Some(shared);
+    }
+
+    /// The figures `metrics/show` and the HTTP endpoint print.
+    pub fn metrics_snapshot(&mut self) -> Snapshot {
+        let mut s = Snapshot {
+            version: super::OVN_VERSION.to_string(),
+            paused: self.paused,
+            ..Snapshot::default()
+        };
+        self.driver.metrics(&mut s);
+        s
     }
 
     /// One iteration's steps 1–7; returns whether the loop should leave.
@@ -152,6 +206,10 @@ impl<D: Driver> MainLoop<D> {
         while let Some(r) = self.pending.pop_front() {
             let reply = self.handle(&r.command, &r.args);
             r.reply(reply);
+        }
+        if let Some(shared) = self.metrics.clone() {
+            let snap = self.metrics_snapshot();
+            *shared.lock().unwrap_or_else(|e| e.into_inner()) = snap;
         }
         self.exiting
     }
@@ -227,6 +285,7 @@ impl<D: Driver> MainLoop<D> {
                 self.driver.clear_engine_stats();
                 Ok(String::new())
             }
+            "metrics/show" => Ok(metrics::render(&self.metrics_snapshot())),
             "inc-engine/recompute" => {
                 tracing::info!(target: "inc_proc_eng", "User triggered force recompute.");
                 self.force_recompute = true;
@@ -360,6 +419,51 @@ mod tests {
         assert_eq!(
             m.driver.runs,
             vec![(false, true), (false, false), (true, false), (true, true)]
+        );
+    }
+
+    #[test]
+    fn metrics_show_and_shared_snapshot() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut m = MainLoop::new(
+            Fake {
+                connected: true,
+                lock: true,
+                stats: vec![NodeStats {
+                    name: "route".into(),
+                    recompute: 3,
+                    compute: 1,
+                    cancel: 0,
+                }],
+                ..Default::default()
+            },
+            rx,
+        );
+        let text = m.handle("metrics/show", &[]).unwrap();
+        assert_eq!(text, metrics::render(&m.metrics_snapshot()));
+        assert!(text.contains("\novn_ic_paused 0\n"), "{text}");
+        assert!(text.contains("\novn_ic_db_connected{db=\"OVN_IC_Southbound\"} 1\n"));
+        assert!(text.contains("\novn_ic_lock_held{db=\"OVN_Southbound\",lock=\"ovn_ic\"} 1\n"));
+        assert!(text.contains("\novn_ic_engine_recompute_total{node=\"route\"} 3\n"));
+        assert!(text.contains(&format!(
+            "ovn_ic_build_info{{version=\"{}\"}} 1\n",
+            crate::daemon::OVN_VERSION
+        )));
+
+        // With a shared snapshot, every iteration refreshes it, after serving the requests.
+        let shared = metrics::Shared::default();
+        m.set_metrics(shared.clone());
+        assert_eq!(shared.lock().unwrap().nodes[0].recompute, 3);
+        let (req, _r) = Request::new("pause", vec![]);
+        tx.send(req).unwrap();
+        m.driver.stats[0].recompute = 4;
+        assert!(!m.iterate());
+        let snap = shared.lock().unwrap().clone();
+        assert!(snap.paused);
+        assert_eq!(snap.nodes[0].recompute, 4);
+        assert_eq!(
+            metrics::render(&snap),
+            m.handle("metrics/show", &[]).unwrap()
         );
     }
 

@@ -9,8 +9,10 @@
 //! 3. [`daemonize::start`]: `--user`, the `--detach` and `--monitor` forks, the pidfile.
 //!    **All forking happens here, while the process is still single-threaded**; only
 //!    afterwards is the tokio runtime (current-thread) built;
-//! 4. inside the runtime: fatal-signal receivers, control socket, command registry, then
-//!    [`daemonize::Daemon::complete`] releases the waiting parent (pidfile and socket exist);
+//! 4. inside the runtime: fatal-signal receivers, control socket, command registry, the
+//!    `--metrics` listener (if asked for; a bind failure is logged and the daemon runs on without
+//!    it), then [`daemonize::Daemon::complete`] releases the waiting parent (pidfile and socket
+//!    exist);
 //! 5. the main loop until `exit`; pidfile and socket are removed and the status is 0.
 
 pub mod cli;
@@ -19,13 +21,14 @@ pub mod daemonize;
 pub mod driver;
 pub mod mainloop;
 pub mod memory;
+pub mod metrics;
 pub mod pidfile;
 pub mod signals;
 pub mod unixctl;
 pub mod vlog;
 
 use std::ffi::OsString;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -183,16 +186,46 @@ async fn serve<D: Driver>(
             ))
         }
     };
+    let mut main_loop = MainLoop::new(driver, rx);
+    let metrics_server = match opts.metrics {
+        Some(addr) => start_metrics(addr, &mut main_loop).await,
+        None => None,
+    };
     daemon.complete();
 
-    let mut main_loop = MainLoop::new(driver, rx);
     let exit = main_loop.run(&mut fatal_signals).await;
+    if let Some(h) = metrics_server {
+        h.abort();
+    }
     // Let the `exit` reply reach the client before the socket goes away.
     server.shutdown(Duration::from_secs(1)).await;
     match exit {
         Exit::Requested => 0,
         Exit::ControlClosed => 1,
     }
+}
+
+/// Listen for metrics scrapes on `addr` and have `main_loop` keep the served snapshot current.
+/// A bind failure is logged and the daemon keeps running without the endpoint (`metrics/show`
+/// still works): operators expect the daemon up even if, say, the port is taken.
+async fn start_metrics<D: Driver>(
+    addr: std::net::SocketAddr,
+    main_loop: &mut MainLoop<D>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let listener = match metrics::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(target: "ovn_ic",
+                "{addr}: could not listen for metrics ({}); continuing without the metrics endpoint",
+                strerror(&e));
+            return None;
+        }
+    };
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(target: "ovn_ic", "Serving metrics on http://{local}/metrics");
+    let shared = Arc::new(Mutex::new(metrics::Snapshot::default()));
+    main_loop.set_metrics(shared.clone());
+    Some(metrics::spawn_server(listener, shared))
 }
 
 /// Every control-socket command: the generic ones answered directly, the main loop's forwarded.
