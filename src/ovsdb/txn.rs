@@ -133,16 +133,79 @@ impl Txn {
                 None => true,
             })
             .collect();
-        let row = Self::row_json(Some(replica), table, changed);
-        if row.is_empty() {
-            return false;
+        // Sets and maps that may be empty are written as the difference to the replica
+        // (`mutate` delete + insert), like the C IDL's partial updates: a whole-column `update`
+        // would silently undo what another client added or removed since the replica was
+        // last updated (e.g. a CMS's `lr-route-add` racing with learned routes being written
+        // to the same `Logical_Router.static_routes`: the CMS's route would be lost).
+        let mut whole = Vec::new();
+        let mut mutations: Vec<(&str, &str, Datum)> = Vec::new();
+        for (c, d) in changed {
+            let partial = current
+                .filter(|row| row.has_column(c))
+                .and_then(|row| Some((row.get(c), Self::column_type(replica, table, c)?)))
+                .filter(|(_, ty)| ty.min == 0 && (ty.is_map() || ty.max > 1));
+            match partial.and_then(|(old, _)| Self::diff_mutations(old, &d)) {
+                Some((del, ins)) => {
+                    if let Some(del) = del {
+                        mutations.push((c, "delete", del));
+                    }
+                    if let Some(ins) = ins {
+                        mutations.push((c, "insert", ins));
+                    }
+                }
+                None => whole.push((c, d)),
+            }
         }
-        self.ops.push(json!({
-            "op": "update", "table": table,
-            "where": RowRef::Existing(uuid).where_clause(), "row": row
-        }));
-        self.writes += 1;
-        true
+        let row = Self::row_json(Some(replica), table, whole);
+        let mut sent = false;
+        if !row.is_empty() {
+            self.ops.push(json!({
+                "op": "update", "table": table,
+                "where": RowRef::Existing(uuid).where_clause(), "row": row
+            }));
+            self.writes += 1;
+            sent = true;
+        }
+        if !mutations.is_empty() {
+            self.mutate(table, &RowRef::Existing(uuid), mutations);
+            sent = true;
+        }
+        sent
+    }
+
+    fn column_type<'r>(
+        replica: &'r Replica,
+        table: &str,
+        column: &str,
+    ) -> Option<&'r super::schema::ColumnType> {
+        Some(&replica.schema()?.table(table)?.column(column)?.ty)
+    }
+
+    /// `(delete, insert)` turning `old` into `new`: for a set the elements to remove and to
+    /// add; for a map the keys to remove (gone or changed) and the pairs to add (new or
+    /// changed). `None` when the two are not of the same kind.
+    fn diff_mutations(old: &Datum, new: &Datum) -> Option<(Option<Datum>, Option<Datum>)> {
+        let some = |d: Datum| (!d.is_empty()).then_some(d);
+        match (old, new) {
+            (Datum::Set(o), Datum::Set(n)) => Some((
+                some(Datum::set(o.difference(n).cloned())),
+                some(Datum::set(n.difference(o).cloned())),
+            )),
+            (Datum::Map(o), Datum::Map(n)) => Some((
+                some(Datum::set(
+                    o.iter()
+                        .filter(|(k, v)| n.get(k) != Some(v))
+                        .map(|(k, _)| k.clone()),
+                )),
+                some(Datum::map(
+                    n.iter()
+                        .filter(|(k, v)| o.get(k) != Some(v))
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                )),
+            )),
+            _ => None,
+        }
     }
 
     /// Update columns of a row by reference without comparing (e.g. a row inserted earlier in
@@ -560,6 +623,83 @@ mod tests {
             }
             s => panic!("{s:?}"),
         }
+    }
+
+    /// Sets and maps are written as differences to the replica, so what another client
+    /// changed meanwhile survives; scalars and optional scalars stay plain updates.
+    #[test]
+    fn update_of_sets_and_maps_is_a_mutation() {
+        let schema = json!({
+            "name": "DB", "version": "1.0.0",
+            "tables": {"T": {"columns": {
+                "name": {"type": "string"},
+                "n": {"type": {"key": "integer", "min": 0, "max": 1}},
+                "refs": {"type": {"key": "string", "min": 0, "max": "unlimited"}},
+                "opts": {"type": {"key": "string", "value": "string", "min": 0, "max": "unlimited"}}
+            }, "isRoot": true}}
+        });
+        let schema =
+            std::sync::Arc::new(crate::ovsdb::schema::DatabaseSchema::from_json(&schema).unwrap());
+        let mut r = Replica::new("DB");
+        let mon = std::collections::BTreeMap::from([(
+            "T".to_string(),
+            vec!["name".into(), "n".into(), "refs".into(), "opts".into()],
+        )]);
+        r.set_schema(schema, &mon);
+        const U: &str = "00000000-0000-0000-0000-000000000001";
+        r.apply_update2(&json!({"T": {U: {"insert": {
+            "name": "a", "n": 1, "refs": ["set", ["x", "y"]],
+            "opts": ["map", [["k1", "v1"], ["k2", "v2"]]]}}}}))
+            .unwrap();
+        let u: Uuid = U.parse().unwrap();
+
+        let mut t = Txn::new("DB");
+        let sent = t.update(
+            &r,
+            "T",
+            u,
+            vec![
+                ("name", Datum::scalar("b")),
+                ("n", Datum::scalar(2)),
+                ("refs", Datum::set(["y", "z"].map(Atom::from))),
+                (
+                    "opts",
+                    Datum::smap([("k1", "v1"), ("k2", "new"), ("k3", "v3")]),
+                ),
+            ],
+        );
+        assert!(sent);
+        let p = t.to_params(None);
+        let where_ = json!([["_uuid", "==", ["uuid", U]]]);
+        assert_eq!(
+            p[1],
+            json!({"op": "update", "table": "T", "where": where_,
+                   "row": {"name": "b", "n": 2}})
+        );
+        assert_eq!(
+            p[2],
+            json!({"op": "mutate", "table": "T", "where": where_, "mutations": [
+                ["refs", "delete", "x"],
+                ["refs", "insert", "z"],
+                ["opts", "delete", "k2"],
+                ["opts", "insert", ["map", [["k2", "new"], ["k3", "v3"]]]]
+            ]})
+        );
+        assert_eq!(p.len(), 3);
+
+        // Unchanged values send nothing; only a removal sends only a delete.
+        let mut t = Txn::new("DB");
+        assert!(!t.update(
+            &r,
+            "T",
+            u,
+            vec![("refs", Datum::set(["x", "y"].map(Atom::from)))]
+        ));
+        assert!(t.update(&r, "T", u, vec![("refs", Datum::set([Atom::from("x")]))]));
+        assert_eq!(
+            t.to_params(None)[1]["mutations"],
+            json!([["refs", "delete", "y"]])
+        );
     }
 
     #[test]
