@@ -22,7 +22,9 @@ mod watch;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use env::{Env, Opts};
+use common::{schema_path, wait_until, Listen, Server};
+use env::{Env, Opts, WAIT};
+use serde_json::json;
 use watch::{table, Table, Watch};
 
 /// One test at a time: each starts 6-12 database servers, 2 northd and 2-4 daemons.
@@ -84,7 +86,12 @@ fn watch_all(env: &Env) -> Vec<Watch> {
     w
 }
 
+/// Every watcher saw no row disappear. Waits a little first: a watcher connected to a raft
+/// follower may still be catching up with rows it has not seen come back yet.
 fn assert_nothing_lost(watches: &[Watch], what: &str) {
+    common::wait_until(Duration::from_secs(10), || {
+        watches.iter().all(|w| w.deleted().is_empty())
+    });
     for w in watches {
         w.assert_nothing_lost(what);
     }
@@ -187,4 +194,201 @@ fn kill_and_restart_each_database_while_changes_flow() {
         watches[0].snapshots() >= 2,
         "the IC-SB watcher never reconnected"
     );
+}
+
+/// The watcher itself: an explicit delete, and a delete + re-insert done while it was
+/// disconnected (the database file edited offline), are both reported.
+#[test]
+fn watcher_reports_deletes_and_reinserts_across_restarts() {
+    let _g = serial();
+    let mut isb = Server::standalone(schema_path("ovn-ic-sb"), Listen::Unix).unwrap();
+    for n in ["a", "b", "c"] {
+        isb.transact(json!([{"op": "insert", "table": "Availability_Zone", "row": {"name": n}}]))
+            .unwrap();
+    }
+    let tables = [table("Availability_Zone", &["name"])];
+    let w = Watch::start("self", vec![isb.remote()], isb.db_name(), &tables);
+    assert_eq!(w.count("Availability_Zone"), 3);
+    w.assert_nothing_lost("before any change");
+
+    isb.transact(json!([{"op": "delete", "table": "Availability_Zone",
+                         "where": [["name", "==", "a"]]}]))
+        .unwrap();
+    assert!(
+        wait_until(WAIT, || w.deleted().len() == 1),
+        "{:?}",
+        w.deleted()
+    );
+    assert!(
+        w.deleted()[0].starts_with("Availability_Zone a ("),
+        "{:?}",
+        w.deleted()
+    );
+
+    isb.kill();
+    let txn = json!(["OVN_IC_Southbound",
+        {"op": "delete", "table": "Availability_Zone", "where": [["name", "==", "b"]]},
+        {"op": "insert", "table": "Availability_Zone", "row": {"name": "b"}}]);
+    common::run(
+        "ovsdb-tool",
+        [
+            "transact".to_string(),
+            isb.db_path().display().to_string(),
+            txn.to_string(),
+        ],
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    isb.restart().unwrap();
+    assert!(wait_until(WAIT, || w.snapshots() >= 2));
+    let r = w.reinserted();
+    assert!(
+        r.len() == 1 && r[0].starts_with("Availability_Zone b: new uuid"),
+        "{r:?}"
+    );
+    let d = w.deleted();
+    assert!(
+        d.len() == 2 && d[1].contains(" b (") && d[1].ends_with("gone after reconnect"),
+        "{d:?}"
+    );
+    assert_eq!(w.count("Availability_Zone"), 2);
+}
+
+/// One scripted run with 2 AZs: the standard topology, then four rounds of changes (a route in
+/// each AZ and a transit switch). With `kill`, AZ1's daemon is killed with SIGKILL right after
+/// the first round's changes are written and AZ2's after the third's, each restarted at once.
+/// Returns the final rows.
+fn scripted_run(kill: bool) -> state::State {
+    let mut env = Env::start(Opts {
+        azs: 2,
+        ics_per_az: 1,
+        ..Opts::default()
+    });
+    env.base_topology();
+    let mut churn = Churn::new(2);
+    state::expect(&env, "initial", &churn.expected(2));
+    let watches = watch_all(&env);
+    for round in 0..4 {
+        churn.route(&env, 0);
+        churn.route(&env, 1);
+        churn.ts(&env);
+        // One more route, in AZ1 in rounds 0-1 and in AZ2 in rounds 2-3; with `kill`, that
+        // AZ's daemon is killed right before it (rounds 0 and 2) and restarted after it.
+        let az = round / 2;
+        let killing = kill && round % 2 == 0;
+        if killing {
+            if let Some(mut d) = env.ics[az][0].take() {
+                d.kill();
+            }
+        }
+        churn.route(&env, az);
+        if killing {
+            env.ics[az][0] = Some(env.start_ic(az).expect("restarting ovn-ic"));
+        }
+    }
+    let what = if kill { "killed run" } else { "reference run" };
+    state::expect(&env, what, &churn.expected(2));
+    assert_nothing_lost(&watches, what);
+    state::read(&env).expect("reading the final rows")
+}
+
+#[test]
+fn daemon_killed_mid_run_converges_like_an_uninterrupted_run() {
+    let _g = serial();
+    let reference = scripted_run(false);
+    let killed = scripted_run(true);
+    assert!(
+        reference == killed,
+        "a killed and restarted daemon left other rows than an uninterrupted run\n{}",
+        state::diff(&reference, &killed)
+    );
+}
+
+/// The time of the first log line containing `needle` after line `skip`, as UTC.
+fn log_time(log: &str, needle: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let line = log.lines().find(|l| l.contains(needle))?;
+    let ts = line.split('|').next()?;
+    let t = chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%dT%H:%M:%S%.3fZ").ok()?;
+    Some(t.and_utc())
+}
+
+const ACTIVE: &str = "ovn-ic lock acquired. This ovn-ic instance is now active.";
+
+/// Two daemons in AZ1 (one in AZ2) with a 1 s probe interval; three rounds of changes, each
+/// followed by `kill -9` of AZ1's active daemon: the standby logs that it is active within two
+/// probe intervals of the kill (measured between the kill and the standby's log timestamp),
+/// a fresh standby is started, and in the end every row exists exactly once and no row was
+/// ever deleted.
+#[test]
+fn active_standby_kill_active_repeatedly_under_churn() {
+    let _g = serial();
+    let probe_ms = 1000;
+    let mut env = Env::start(Opts {
+        azs: 2,
+        ics_per_az: 1,
+        probe_ms: Some(probe_ms),
+        ..Opts::default()
+    });
+    let standby = env.start_ic(0).unwrap();
+    env.ics[0].push(Some(standby));
+    env.base_topology();
+    let mut churn = Churn::new(2);
+    state::expect(&env, "initial", &churn.expected(2));
+    let watches = watch_all(&env);
+    let status = |env: &Env, i: usize| -> String {
+        env.ics[0][i]
+            .as_ref()
+            .and_then(|d| d.appctl(&["status"]).ok())
+            .unwrap_or_default()
+    };
+    let mut gaps = Vec::new();
+    for round in 0..3 {
+        let active = wait_for_active(&env, &status);
+        let other = 1 - active;
+        assert!(
+            wait_until(WAIT, || status(&env, other) == "Status: standby\n"),
+            "round {round}: no standby"
+        );
+        let standby_log_before = env.ics[0][other].as_ref().unwrap().log_text().len();
+        churn.route(&env, 0);
+        churn.ts(&env);
+        let t_kill = chrono::Utc::now();
+        if let Some(mut d) = env.ics[0][active].take() {
+            d.kill();
+        }
+        churn.route(&env, 0);
+        let mut took_over = None;
+        let ok = wait_until(WAIT, || {
+            let log = env.ics[0][other].as_ref().unwrap().log_text();
+            took_over = log_time(&log[standby_log_before..], ACTIVE);
+            took_over.is_some()
+        });
+        assert!(ok, "round {round}: the standby never became active");
+        let gap = took_over.unwrap() - t_kill;
+        gaps.push(gap.num_milliseconds());
+        // The new active one writes (its first commit brings the round's changes in).
+        state::expect(&env, &format!("round {round}"), &churn.expected(2));
+        env.ics[0][active] = Some(env.start_ic(0).unwrap());
+    }
+    eprintln!("fail-over gaps (ms): {gaps:?}");
+    for g in &gaps {
+        assert!(
+            *g <= 2 * probe_ms as i64,
+            "a fail-over took {g} ms, more than two probe intervals: {gaps:?}"
+        );
+    }
+    assert_nothing_lost(&watches, "fail-overs");
+    state::expect(&env, "final", &churn.expected(2));
+}
+
+fn wait_for_active(env: &Env, status: &dyn Fn(&Env, usize) -> String) -> usize {
+    let mut found = None;
+    assert!(
+        wait_until(WAIT, || {
+            found = (0..2).find(|&i| status(env, i) == "Status: active\n");
+            found.is_some()
+        }),
+        "no active ovn-ic in az1"
+    );
+    found.unwrap()
 }

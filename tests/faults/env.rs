@@ -27,7 +27,7 @@ pub const WAIT: Duration = Duration::from_secs(60);
 
 /// One database: a standalone server or a raft cluster.
 pub enum Db {
-    One(Server),
+    One(Box<Server>),
     Raft(Cluster),
 }
 
@@ -38,13 +38,13 @@ impl Db {
                 Cluster::new(schema_path(schema), 3).with_context(|| format!("cluster {name}"))?,
             ));
         }
-        Ok(Db::One(
+        Ok(Db::One(Box::new(
             Server::builder(schema_path(schema))
                 .name(name)
                 .listen(Listen::Unix)
                 .start()
                 .with_context(|| format!("starting {name}"))?,
-        ))
+        )))
     }
 
     /// Client remote(s): `unix:…` or `tcp:…,tcp:…,tcp:…`.
@@ -52,6 +52,21 @@ impl Db {
         match self {
             Db::One(s) => s.remote(),
             Db::Raft(c) => c.remote(),
+        }
+    }
+
+    /// Remotes of the members that are running and not stopped (for our own clients, which
+    /// would otherwise hang on a SIGSTOPped member until their timeout).
+    pub fn live_remote(&self) -> String {
+        match self {
+            Db::One(s) => s.remote(),
+            Db::Raft(c) => c
+                .members()
+                .iter()
+                .filter(|m| m.pid().is_some() && !m.is_stopped())
+                .map(Server::remote)
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 
@@ -72,13 +87,13 @@ impl Db {
 
     /// `ovsdb-client dump` (from the leader of a cluster).
     pub fn dump(&self) -> Result<Value> {
-        Client::new().dump(&self.remote(), &self.db_name())
+        Client::new().dump(&self.live_remote(), &self.db_name())
     }
 
     pub fn transact(&self, ops: Value) -> Result<Value> {
         let mut params = vec![Value::String(self.db_name())];
         params.extend(ops.as_array().cloned().unwrap_or_default());
-        Client::new().transact_ok(&self.remote(), &Value::Array(params))
+        Client::new().transact_ok(&self.live_remote(), &Value::Array(params))
     }
 
     pub fn server_mut(&mut self) -> &mut Server {
@@ -207,15 +222,15 @@ impl Env {
     }
 
     pub fn ic_nbctl(&self, args: &[&str]) -> String {
-        ctl("ovn-ic-nbctl", &self.inb.remote(), args)
+        ctl("ovn-ic-nbctl", &self.inb.live_remote(), args)
     }
 
     pub fn nbctl(&self, az: usize, args: &[&str]) -> String {
-        ctl("ovn-nbctl", &self.azs[az].nb.remote(), args)
+        ctl("ovn-nbctl", &self.azs[az].nb.live_remote(), args)
     }
 
     pub fn sbctl(&self, az: usize, args: &[&str]) -> String {
-        ctl("ovn-sbctl", &self.azs[az].sb.remote(), args)
+        ctl("ovn-sbctl", &self.azs[az].sb.live_remote(), args)
     }
 
     /// An interconnection gateway chassis `name` with a geneve encap on `ip` in AZ `az`'s SB.

@@ -9,7 +9,8 @@
 //!   `RT <ts> <az> <prefix> -> <nexthop> <origin> rtb=<table>`;
 //! * `nb:<az>`: `TS <ts> tnl=<isb|value>` (NB switch image; `isb` when its
 //!   `requested-tnl-key` equals the ISB key), `LSP <ts> <port> type=<t> addrs=<a,b> tnl=<…>`
-//!   (every port of a transit switch), `LRN <lr> <prefix> -> <nexthop> rtb=<t> from=<az>/<ts>`
+//!   (every port of a transit switch), `SR <lr> <prefix> -> <nexthop>` (the CMS's own static
+//!   routes), `LRN <lr> <prefix> -> <nexthop> rtb=<t> from=<az>/<ts>`
 //!   (learned routes; `from=gone` when the ISB row they name does not exist);
 //! * `sb:<az>`: `CH <name> remote=<bool> enc=<type>:<ip>`.
 
@@ -204,6 +205,12 @@ pub fn read(env: &Env) -> Result<State> {
                     continue;
                 };
                 let Some(from) = key(r, "external_ids", "ic-learned-route") else {
+                    lines.push(format!(
+                        "SR {} {} -> {}",
+                        s(lr, "name"),
+                        s(r, "ip_prefix"),
+                        s(r, "nexthop")
+                    ));
                     continue;
                 };
                 lines.push(format!(
@@ -282,6 +289,11 @@ pub fn expected(azs: usize, tss: &[&str], routes: &[Vec<String>]) -> State {
                 m != n
             ));
             if m == n {
+                for (p, origin) in prefixes(m) {
+                    if origin == "static" {
+                        nb.push(format!("SR lr{n} {p} -> 192.168.{n}.10"));
+                    }
+                }
                 nb.push(format!(
                     "LSP ts1 lsp-lr{m}-ts1 type=router addrs=router tnl=isb"
                 ));
@@ -352,8 +364,17 @@ pub fn expect(env: &Env, what: &str, want: &State) {
         }
     });
     if !ok {
+        // Diagnosis: does a full recompute fix it (a missed incremental change) or not?
+        for d in env.ics.iter().flatten().flatten() {
+            let _ = d.appctl(&["inc-engine/recompute"]);
+        }
+        let fixed = crate::common::wait_until(std::time::Duration::from_secs(15), || {
+            read(env).is_ok_and(|got| got == *want)
+        });
         panic!(
-            "{what}: the rows did not converge\n{}",
+            "{what}: the rows did not converge (after `inc-engine/recompute` in every ovn-ic \
+             they {}converge)\n{}",
+            if fixed { "do " } else { "still do not " },
             match &last {
                 Ok(got) => diff(want, got),
                 Err(e) => format!("reading the state failed: {e:#}"),

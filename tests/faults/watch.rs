@@ -16,7 +16,10 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Idle time after which the watcher sends an echo; twice that without data and it reconnects.
+const PROBE: Duration = Duration::from_millis(1500);
 
 use serde_json::{json, Value};
 
@@ -39,6 +42,10 @@ struct Log {
     /// (table, natural key) → the UUIDs it has had.
     uuids: BTreeMap<(String, String), BTreeSet<String>>,
     deleted: Vec<String>,
+    /// Rows missing from a reconnect's snapshot: (table, uuid) → description. A raft follower
+    /// may lag behind, so such a row only counts as deleted unless it comes back with the
+    /// same UUID (a real delete + re-insert gets a new UUID and is caught as re-inserted).
+    vanished: BTreeMap<(String, String), String>,
     reinserted: Vec<String>,
     /// Completed initial snapshots (1 after the first connection, +1 per reconnect).
     snapshots: u32,
@@ -55,12 +62,21 @@ impl Log {
                 .push(format!("{table} {key}: new uuid {uuid}, before {seen:?}"));
         }
         seen.insert(uuid.to_string());
+        self.vanished.remove(&(table.to_string(), uuid.to_string()));
         self.rows.insert((table.to_string(), uuid.to_string()), key);
     }
 
-    fn delete(&mut self, table: &str, uuid: &str, how: &str) {
+    fn delete(&mut self, table: &str, uuid: &str) {
         if let Some(key) = self.rows.remove(&(table.to_string(), uuid.to_string())) {
-            self.deleted.push(format!("{table} {key} ({uuid}) {how}"));
+            self.deleted.push(format!("{table} {key} ({uuid}) deleted"));
+        }
+    }
+
+    fn vanish(&mut self, table: &str, uuid: &str) {
+        let k = (table.to_string(), uuid.to_string());
+        if let Some(key) = self.rows.remove(&k) {
+            self.vanished
+                .insert(k, format!("{table} {key} ({uuid}) gone after reconnect"));
         }
     }
 }
@@ -101,7 +117,11 @@ impl Watch {
     pub fn deleted(&self) -> Vec<String> {
         self.log
             .lock()
-            .map(|l| l.deleted.clone())
+            .map(|l| {
+                let mut d = l.deleted.clone();
+                d.extend(l.vanished.values().cloned());
+                d
+            })
             .unwrap_or_default()
     }
 
@@ -249,11 +269,30 @@ fn session(
     let by_name: BTreeMap<&str, &Table> = tables.iter().map(|t| (t.name, t)).collect();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
+    // Our own inactivity probe, so a hung (SIGSTOPped) server is left for another member.
+    let mut last_rx = Instant::now();
+    let mut probed = false;
     while !stop.load(Ordering::SeqCst) {
         match conn.read(&mut chunk) {
             Ok(0) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                last_rx = Instant::now();
+                probed = false;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if last_rx.elapsed() > PROBE * 2 {
+                    return;
+                }
+                if last_rx.elapsed() > PROBE && !probed {
+                    let echo = json!({"id": "probe", "method": "echo", "params": []});
+                    if conn.write_all(echo.to_string().as_bytes()).is_err() {
+                        return;
+                    }
+                    probed = true;
+                }
+                continue;
+            }
             Err(_) => return,
         }
         for v in frames(&mut buf) {
@@ -296,7 +335,7 @@ fn snapshot(log: &Mutex<Log>, by_name: &BTreeMap<&str, &Table>, updates: &Value)
         .cloned()
         .collect();
     for (t, u) in gone {
-        l.delete(&t, &u, "gone after reconnect");
+        l.vanish(&t, &u);
     }
     l.snapshots += 1;
 }
@@ -313,7 +352,7 @@ fn apply(log: &Mutex<Log>, by_name: &BTreeMap<&str, &Table>, updates: &Value) {
                     let key = row_key(t, new);
                     l.insert(table, uuid, key);
                 }
-                None => l.delete(table, uuid, "deleted"),
+                None => l.delete(table, uuid),
             }
         }
     }
