@@ -94,23 +94,13 @@ fn typical_single_changes_cause_no_recompute() {
         &lab,
         "one transit switch port added",
         |l| {
-            l.nbctl(
-                0,
-                &[
-                    "lsp-add",
-                    "ts1",
-                    "vif1",
-                    "--",
-                    "lsp-set-addresses",
-                    "vif1",
-                    "aa:aa:aa:aa:bb:01 169.254.100.50",
-                ],
-            );
+            let args = Lab::router_port_args(0, "ts1", "tsp1", 100, 50);
+            l.nbctl(0, &args.iter().map(String::as_str).collect::<Vec<_>>());
         },
         |l| {
             table_rows(&l.azs[1].nb, "Logical_Switch_Port")
                 .iter()
-                .any(|r| r["name"] == "vif1" && r["type"] == "remote")
+                .any(|r| r["name"] == "tsp1" && r["type"] == "remote")
         },
     );
 

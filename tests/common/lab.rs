@@ -227,6 +227,53 @@ impl Lab {
         );
     }
 
+    /// The nbctl arguments that add port `name` to transit switch `ts` in AZ `az`: a router
+    /// port `name` on router `lrI` (which must exist) with address 169.254.K.HOST/24, and its
+    /// router-type LSP on the switch (published to the ISB by ovn-ic, unlike a VIF).
+    pub fn router_port_args(az: usize, ts: &str, name: &str, k: u8, host: u8) -> Vec<String> {
+        let n = az + 1;
+        [
+            "lrp-add",
+            &format!("lr{n}"),
+            &format!("{name}-lrp"),
+            &format!("aa:aa:aa:{k:02x}:{n:02x}:{host:02x}"),
+            &format!("169.254.{k}.{host}/24"),
+            "--",
+            "lsp-add",
+            ts,
+            name,
+            "--",
+            "lsp-set-type",
+            name,
+            "router",
+            "--",
+            "lsp-set-addresses",
+            name,
+            "router",
+            "--",
+            "lsp-set-options",
+            name,
+            &format!("router-port={name}-lrp"),
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// The nbctl arguments that remove what [`Lab::router_port_args`] added.
+    pub fn del_router_port_args(name: &str) -> Vec<String> {
+        [
+            "--if-exists",
+            "lsp-del",
+            name,
+            "--",
+            "--if-exists",
+            "lrp-del",
+            &format!("{name}-lrp"),
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
     /// Recompute counters of every daemon.
     pub fn stats(&self) -> Vec<BTreeMap<String, u64>> {
         self.ics.iter().map(recomputes).collect()
