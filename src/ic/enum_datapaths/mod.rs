@@ -1033,3 +1033,9 @@ pub(crate) mod logcap {
         (r, l)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testworld;
+
+#[cfg(test)]
+mod incr_tests;

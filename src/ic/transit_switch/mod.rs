@@ -890,3 +890,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod incr_tests;
