@@ -13,6 +13,7 @@ fn scoped_equals_full_run_on_random_changes() {
         return;
     }
     let (handled, effective) = prove(100..112, 25, true);
+    eprintln!("handled {handled}, with writes {effective}");
     assert!(handled >= 12 * 25, "{handled}");
     assert!(effective > 60, "too few changes with writes: {effective}");
 }

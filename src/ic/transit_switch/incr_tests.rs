@@ -9,6 +9,7 @@ use crate::ovsdb::overlay::Intents;
 #[test]
 fn scoped_equals_full_run_on_random_changes() {
     let (handled, effective) = prove(0..12, 25, false);
+    eprintln!("handled {handled}, with writes {effective}");
     assert!(handled >= 12 * 25, "{handled}");
     assert!(effective > 60, "too few changes with writes: {effective}");
 }
