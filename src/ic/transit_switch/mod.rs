@@ -19,13 +19,17 @@
 //! (the port stage looks switches up by name), then the lowest UUID; the others are deleted as
 //! upstream's find-and-delete + "delete the rest" does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::enum_datapaths::{
-    allocate_dp_key, nb_images, used_keys_now, Datapaths, DP_TABLE, DP_TYPE_TS, LS_TS_MARKER,
+    allocate_dp_key, nb_images, nb_images_of, used_keys_now, Datapaths, NbImage, DP_TABLE,
+    DP_TYPE_TS, LS_TS_MARKER,
 };
+use super::incr::{Keys, Unhandled};
 use super::util::{smap_bool_default_false, smap_int};
-use super::{Ctx, Out, Views};
+use super::{Ctx, Out, Target, Views};
+use crate::ovsdb::overlay::RowIntent;
+use crate::ovsdb::replica::{Change, ChangeKind};
 use crate::ovsdb::{Datum, Uuid};
 
 const LS: &str = "Logical_Switch";
@@ -54,6 +58,21 @@ fn transit_switches(v: &Views) -> Vec<Ts> {
     v
 }
 
+/// The INB transit switches named `name` (one, or none; in UUID order).
+fn transit_switches_named(v: &Views, name: &str) -> Vec<Ts> {
+    let mut v: Vec<Ts> = v
+        .icnb
+        .find_by_str("Transit_Switch", "name", name)
+        .iter()
+        .map(|r| Ts {
+            uuid: r.uuid(),
+            name: r.str("name").to_string(),
+        })
+        .collect();
+    v.sort_by_key(|t| t.uuid);
+    v
+}
+
 fn bool_str(b: bool) -> &'static str {
     if b {
         "true"
@@ -62,27 +81,155 @@ fn bool_str(b: bool) -> &'static str {
     }
 }
 
-/// Run the transit-switch stage.
+/// Run the transit-switch stage: every transit-switch name the INB, the NB images or the ISB
+/// datapaths know, in name order (the order keys are allocated in), through [`sync_key`].
 pub fn run(v: &Views, ctx: &Ctx, dps: &Datapaths, out: &mut Out) {
-    let tses = transit_switches(v);
-    sync_nb(v, dps, &tses, out);
+    let mut by_name: BTreeMap<String, Vec<Ts>> = BTreeMap::new();
+    for ts in transit_switches(v) {
+        by_name.entry(ts.name.clone()).or_default().push(ts);
+    }
+    // NB switches with interconn-ts, keyed by that value; best candidate first.
+    let mut images = nb_images(&v.nb, LS, "other_config", LS_TS_MARKER);
+    let mut keys: Keys = by_name.keys().cloned().collect();
+    keys.extend(images.keys().cloned());
+    keys.extend(dps.ts.keys().cloned());
+    keys.extend(dps.ts_extra.iter().map(|d| d.transit_switch.clone()));
+    let mut used = None;
+    for key in &keys {
+        let tses = by_name.remove(key).unwrap_or_default();
+        let cands = images.remove(key).unwrap_or_default();
+        sync_key(v, ctx, dps, key, &tses, cands, &mut used, out);
+    }
+}
+
+/// The transit switches that changes to `table` of `target` touch (old and new names).
+/// Handled inputs: IC-NB `Transit_Switch` (a change of anything but the name is irrelevant)
+/// and IC-NB `IC_NB_Global` (read only through [`Datapaths::vxlan_mode`], whose change the
+/// datapath enumeration reports). NB switches and ISB datapaths reach this stage through the
+/// enumeration ([`keys_for_datapaths`]); anything else is [`Unhandled`].
+pub fn keys_for_table(
+    _v: &Views,
+    _ctx: &Ctx,
+    target: Target,
+    table: &str,
+    changes: &[Change],
+) -> Result<Keys, Unhandled> {
+    match (target, table) {
+        (Target::IcNb, "Transit_Switch") => Ok(changes
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Updated || c.column_changed("name"))
+            .flat_map(|c| c.old.into_iter().chain(c.new))
+            .map(|r| r.str("name").to_string())
+            .collect()),
+        (Target::IcNb, "IC_NB_Global") => Ok(Keys::new()),
+        _ => Err(Unhandled("not an input of the transit-switch stage")),
+    }
+}
+
+/// The transit switches whose datapath group or NB image the enumeration saw change (a
+/// superset: router keys in it are no-ops here). After a re-enumeration: [`Unhandled`].
+pub fn keys_for_datapaths(dps: &Datapaths) -> Result<Keys, Unhandled> {
+    if dps.all_changed {
+        Err(Unhandled("datapaths re-enumerated"))
+    } else {
+        Ok(dps.changed.clone())
+    }
+}
+
+/// Redo the full run's work for the transit switches `keys` (plus those this stage already
+/// wrote for in this run: `out` holds only this stage's writes of the run and is rebuilt, so
+/// calling this several times in a run never writes anything twice).
+pub fn run_scoped(
+    v: &Views,
+    ctx: &Ctx,
+    dps: &Datapaths,
+    keys: &Keys,
+    out: &mut Out,
+) -> Result<(), Unhandled> {
+    let mut all = keys.clone();
+    all.extend(keys_of_out(v, out)?);
+    let mut fresh = Out::default();
+    let mut used = None;
+    for key in &all {
+        let tses = transit_switches_named(v, key);
+        let cands = nb_images_of(
+            &v.nb,
+            LS,
+            "other_config",
+            LS_TS_MARKER,
+            key,
+            dps.ts_image_rows(key),
+        );
+        sync_key(v, ctx, dps, key, &tses, cands, &mut used, &mut fresh);
+    }
+    *out = fresh;
+    Ok(())
+}
+
+/// The transit switches this stage's intents `out` were written for.
+fn keys_of_out(v: &Views, out: &Out) -> Result<Keys, Unhandled> {
+    let mut keys = Keys::new();
+    if !(out.sb.is_empty() && out.icnb.is_empty() && out.icsb.is_empty()) {
+        return Err(Unhandled("unexpected writes of the transit-switch stage"));
+    }
+    for (u, i) in out.nb.table(LS) {
+        let key = match i {
+            RowIntent::Insert(cols) => cols
+                .get("other_config")
+                .and_then(|d| d.smap_get(LS_TS_MARKER))
+                .map(str::to_string),
+            _ => {
+                v.nb.get(LS, *u)
+                    .and_then(|r| r.smap_get("other_config", LS_TS_MARKER).map(str::to_string))
+            }
+        };
+        keys.insert(key.ok_or(Unhandled("earlier switch write cannot be mapped"))?);
+    }
+    for (u, i) in out.icsb_locked.table(DP_TABLE) {
+        let key = match i {
+            RowIntent::Insert(cols) => cols
+                .get("transit_switch")
+                .and_then(|d| d.as_str())
+                .map(str::to_string),
+            _ => v
+                .icsb_locked
+                .get(DP_TABLE, *u)
+                .map(|r| r.str("transit_switch").to_string()),
+        };
+        keys.insert(key.ok_or(Unhandled("earlier datapath write cannot be mapped"))?);
+    }
+    Ok(keys)
+}
+
+/// Everything the stage does for the transit-switch name `name`: `tses` are the INB switches of
+/// that name (normally one or none), `cands` the NB switches marked with it (best first).
+#[allow(clippy::too_many_arguments)]
+fn sync_key(
+    v: &Views,
+    ctx: &Ctx,
+    dps: &Datapaths,
+    name: &str,
+    tses: &[Ts],
+    cands: Vec<NbImage>,
+    used: &mut Option<BTreeSet<i64>>,
+    out: &mut Out,
+) {
+    sync_nb(dps, tses, cands, out);
     if ctx.isb_leader {
-        sync_isb(v, dps, &tses, out);
+        sync_isb(v, dps, name, tses, used, out);
     }
 }
 
 /// NB part. Upstream also derives its "key refresh needed" flag here; with the Q5 fix that flag
 /// has no effect (see the module documentation), so it is not computed.
-fn sync_nb(v: &Views, dps: &Datapaths, tses: &[Ts], out: &mut Out) {
-    // 1. NB switches with interconn-ts, keyed by that value; best candidate first.
-    let mut nb_tses = nb_images(&v.nb, LS, "other_config", LS_TS_MARKER);
-
+fn sync_nb(dps: &Datapaths, tses: &[Ts], cands: Vec<NbImage>, out: &mut Out) {
+    let mut cands = Some(cands);
     let mut losers: Vec<Uuid> = Vec::new();
     for ts in tses {
         let dp_key = dps.ts_datapath(&ts.name).map(|d| d.tunnel_key);
-        let mut candidates = nb_tses.remove(&ts.name).unwrap_or_default().into_iter();
+        let mut candidates = cands.take().unwrap_or_default().into_iter();
         let Some(mut sw) = candidates.next() else {
-            // 2. No NB image: create it (the key only if the ISB datapath is already visible).
+            // No NB image: create it (the key only if the ISB datapath is already visible).
             let mut oc = BTreeMap::from([
                 (LS_TS_MARKER.to_string(), ts.name.clone()),
                 (VXLAN_KEY.to_string(), bool_str(dps.vxlan_mode).to_string()),
@@ -121,8 +268,8 @@ fn sync_nb(v: &Views, dps: &Datapaths, tses: &[Ts], out: &mut Out) {
         }
     }
 
-    // 3. Switches whose TS is gone (their ports go with them), and losing duplicates.
-    for sw in nb_tses.into_values().flatten() {
+    // Switches whose TS is gone (their ports go with them), and losing duplicates.
+    for sw in cands.into_iter().flatten() {
         out.nb.delete(LS, sw.uuid);
     }
     for u in losers {
@@ -134,21 +281,31 @@ fn log_key(k: i64, ts: &str) {
     tracing::debug!(target: "ovn_ic", "Set other_config:requested-tnl-key {} for transit switch {} in NB.", k, ts);
 }
 
-/// ISB part (leader only): datapath rows, keys, back-fill, deletion.
-fn sync_isb(v: &Views, dps: &Datapaths, tses: &[Ts], out: &mut Out) {
+/// ISB part (leader only): datapath rows, keys, back-fill, deletion. `used` is the set of keys
+/// in use, computed on the first allocation of the run.
+fn sync_isb(
+    v: &Views,
+    dps: &Datapaths,
+    name: &str,
+    tses: &[Ts],
+    used: &mut Option<BTreeSet<i64>>,
+    out: &mut Out,
+) {
     let isb = &v.icsb_locked;
     let has_type = isb.replica().has_column(DP_TABLE, "type");
     let has_nb_ic_uuid = isb.replica().has_column(DP_TABLE, "nb_ic_uuid");
     let (min, max) = dps.ts_key_range();
-    let mut used = used_keys_now(isb, dps);
-    let mut left = dps.ts.clone();
+    let mut allocate = || {
+        let used = used.get_or_insert_with(|| used_keys_now(isb, dps));
+        allocate_dp_key(used, min, max, "transit switch datapath")
+    };
+    let mut left = dps.ts.get(name).cloned();
 
     for ts in tses {
         let mut cols: Vec<(&str, Datum)> = Vec::new();
-        match left.remove(&ts.name) {
+        match left.take() {
             None => {
-                let Some(key) = allocate_dp_key(&mut used, min, max, "transit switch datapath")
-                else {
+                let Some(key) = allocate() else {
                     continue;
                 };
                 cols.push(("transit_switch", Datum::scalar(ts.name.as_str())));
@@ -164,9 +321,7 @@ fn sync_isb(v: &Views, dps: &Datapaths, tses: &[Ts], out: &mut Out) {
             Some(dp) => {
                 // Q5 fix: re-key whenever the key is outside the active range.
                 if !(min..=max).contains(&dp.tunnel_key) {
-                    if let Some(key) =
-                        allocate_dp_key(&mut used, min, max, "transit switch datapath")
-                    {
+                    if let Some(key) = allocate() {
                         cols.push(("tunnel_key", Datum::scalar(key)));
                     }
                 }
@@ -184,8 +339,9 @@ fn sync_isb(v: &Views, dps: &Datapaths, tses: &[Ts], out: &mut Out) {
         }
     }
 
-    // 2. Datapaths of vanished TSs, and duplicate rows.
-    for dp in left.values().chain(dps.ts_extra.iter()) {
+    // The datapath of a vanished TS, and duplicate rows.
+    let extra = dps.ts_extra.iter().filter(|d| d.transit_switch == name);
+    for dp in left.iter().chain(extra) {
         out.icsb_locked.delete(DP_TABLE, dp.uuid);
     }
 }
@@ -734,3 +890,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod incr_tests;

@@ -14,10 +14,11 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::incr::{Keys, Unhandled};
 use super::util::smap_bool_default_false;
-use super::Views;
+use super::{Target, Views};
 use crate::ovsdb::overlay::View;
-use crate::ovsdb::replica::Row;
+use crate::ovsdb::replica::{Change, ChangeKind, Row};
 use crate::ovsdb::Uuid;
 
 /// Rate limit of this stage's warnings (as upstream's 1/min, burst 1).
@@ -84,6 +85,72 @@ pub struct Datapaths {
     pub tr_extra: Vec<IsbDatapath>,
     /// VXLAN mode in effect (§4.4).
     pub vxlan_mode: bool,
+    /// The units of work of the transit stages whose inputs changed since [`Self::clear_changed`]
+    /// (see [`Datapaths::apply`]): transit-switch names (their datapath group or NB image
+    /// changed), marker values of changed NB router images (transit-router names), and the
+    /// `nb_ic_uuid` (as a string; `""` for none) of changed transit-router datapath groups.
+    pub changed: Keys,
+    /// The whole enumeration was redone (by [`enumerate`]) since [`Self::clear_changed`]: what
+    /// changed is unknown, the dependent stages must recompute.
+    pub all_changed: bool,
+    /// What [`Datapaths::apply`] needs to update the fields above locally.
+    idx: DpIndex,
+}
+
+/// Indexes behind [`Datapaths`]: every enumerated row, the rows of each group, the key
+/// reference counts, and the NB images by marker value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct DpIndex {
+    /// IC-SB has `Datapath_Binding.type` (rows of type `transit-router` are router datapaths).
+    typed: bool,
+    rows: BTreeMap<Uuid, IsbDatapath>,
+    /// How many rows use each tunnel key (`used_keys` = the keys counted here).
+    key_refs: BTreeMap<i64, usize>,
+    ts_groups: BTreeMap<String, BTreeSet<Uuid>>,
+    tr_groups: BTreeMap<Option<Uuid>, BTreeSet<Uuid>>,
+    /// NB `Logical_Switch` rows by `other_config:interconn-ts` value, and the reverse.
+    ts_images: BTreeMap<String, BTreeSet<Uuid>>,
+    ts_image_of: BTreeMap<Uuid, String>,
+    /// NB `Logical_Router` rows by `options:interconn-tr` value, and the reverse.
+    tr_images: BTreeMap<String, BTreeSet<Uuid>>,
+    tr_image_of: BTreeMap<Uuid, String>,
+}
+
+/// The group an ISB datapath row belongs to: transit switch by name, transit router by
+/// `nb_ic_uuid` (None: no router can own it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Group {
+    Ts(String),
+    Tr(Option<Uuid>),
+}
+
+impl Group {
+    fn of(typed: bool, dp: &IsbDatapath) -> Group {
+        if typed && dp.dp_type == DP_TYPE_TR {
+            Group::Tr(dp.nb_ic_uuid)
+        } else {
+            Group::Ts(dp.transit_switch.clone())
+        }
+    }
+
+    /// The unit-of-work key of the group (see [`Datapaths::changed`]).
+    fn key(&self) -> String {
+        match self {
+            Group::Ts(name) => name.clone(),
+            Group::Tr(u) => tr_group_key(*u),
+        }
+    }
+}
+
+/// The key naming the transit-router datapath group of `nb_ic_uuid` (`""` for rows without).
+pub fn tr_group_key(nb_ic_uuid: Option<Uuid>) -> String {
+    nb_ic_uuid.map(|u| u.to_string()).unwrap_or_default()
+}
+
+/// Insert `dp` into `list`, kept in UUID order (the enumeration's order).
+fn insert_sorted(list: &mut Vec<IsbDatapath>, dp: IsbDatapath) {
+    let at = list.partition_point(|x| x.uuid < dp.uuid);
+    list.insert(at, dp);
 }
 
 impl Datapaths {
@@ -105,6 +172,225 @@ impl Datapaths {
     pub fn tr_datapath(&self, tr: Uuid) -> Option<&IsbDatapath> {
         self.tr.get(&tr)
     }
+
+    /// The NB `Logical_Switch` rows whose `other_config:interconn-ts` is `name`.
+    pub fn ts_image_rows(&self, name: &str) -> impl Iterator<Item = Uuid> + '_ {
+        self.idx.ts_images.get(name).into_iter().flatten().copied()
+    }
+
+    /// The NB `Logical_Router` rows whose `options:interconn-tr` is `name`.
+    pub fn tr_image_rows(&self, name: &str) -> impl Iterator<Item = Uuid> + '_ {
+        self.idx.tr_images.get(name).into_iter().flatten().copied()
+    }
+
+    /// Forget what changed (the graph calls this at the start of each run).
+    pub fn clear_changed(&mut self) {
+        self.changed.clear();
+        self.all_changed = false;
+    }
+
+    /// Update the enumeration for the tracked `changes` of one input table (`v` as for
+    /// [`enumerate`]), touching only the entries the changed rows affect, and record the
+    /// affected units of work in [`Self::changed`]. Inputs: NB `Logical_Switch` and
+    /// `Logical_Router` (the image indexes), IC-SB `Datapath_Binding` of either session (the
+    /// rows are re-read through the locked view, as the enumeration reads them), IC-NB
+    /// `IC_NB_Global` and IC-SB `Encap` (VXLAN mode). A change of VXLAN mode, of the IC-SB
+    /// schema, or of any other table is [`Unhandled`] (re-enumerate with [`enumerate`]).
+    pub fn apply(
+        &mut self,
+        v: &Views,
+        target: Target,
+        table: &str,
+        changes: &[Change],
+    ) -> Result<(), Unhandled> {
+        match (target, table) {
+            (Target::Nb, "Logical_Switch") => {
+                self.apply_images(&v.nb, table, "other_config", LS_TS_MARKER, changes);
+                Ok(())
+            }
+            (Target::Nb, "Logical_Router") => {
+                self.apply_images(&v.nb, table, "options", LR_TR_MARKER, changes);
+                Ok(())
+            }
+            (Target::IcSb | Target::IcSbLocked, DP_TABLE) => self.apply_isb(v, changes),
+            (Target::IcNb, "IC_NB_Global") | (Target::IcSb | Target::IcSbLocked, "Encap") => {
+                if vxlan_mode(v) == self.vxlan_mode {
+                    Ok(())
+                } else {
+                    Err(Unhandled("VXLAN mode changed"))
+                }
+            }
+            _ => Err(Unhandled("not an input of the datapath enumeration")),
+        }
+    }
+
+    fn apply_images(
+        &mut self,
+        nb: &View,
+        table: &str,
+        column: &str,
+        marker: &str,
+        changes: &[Change],
+    ) {
+        let (images, image_of) = if table == "Logical_Switch" {
+            (&mut self.idx.ts_images, &mut self.idx.ts_image_of)
+        } else {
+            (&mut self.idx.tr_images, &mut self.idx.tr_image_of)
+        };
+        for c in changes {
+            let now = nb
+                .get(table, c.uuid)
+                .and_then(|r| r.smap_get(column, marker).map(str::to_string));
+            let before = image_of.get(&c.uuid).cloned();
+            if now == before {
+                // Same group: only a change of what the stages read makes it relevant.
+                if let Some(m) = now {
+                    if c.kind != ChangeKind::Updated
+                        || c.column_changed("name")
+                        || c.column_changed(column)
+                    {
+                        self.changed.insert(m);
+                    }
+                }
+                continue;
+            }
+            if let Some(m) = before {
+                if let Some(set) = images.get_mut(&m) {
+                    set.remove(&c.uuid);
+                    if set.is_empty() {
+                        images.remove(&m);
+                    }
+                }
+                image_of.remove(&c.uuid);
+                self.changed.insert(m);
+            }
+            if let Some(m) = now {
+                images.entry(m.clone()).or_default().insert(c.uuid);
+                image_of.insert(c.uuid, m.clone());
+                self.changed.insert(m);
+            }
+        }
+    }
+
+    fn apply_isb(&mut self, v: &Views, changes: &[Change]) -> Result<(), Unhandled> {
+        let isb = &v.icsb_locked;
+        if isb.replica().has_column(DP_TABLE, "type") != self.idx.typed {
+            return Err(Unhandled("IC-SB schema changed"));
+        }
+        let mut groups = BTreeSet::new();
+        for c in changes {
+            let now = isb.get(DP_TABLE, c.uuid).map(|r| IsbDatapath::from_row(&r));
+            let before = self.idx.rows.get(&c.uuid).cloned();
+            if now == before {
+                continue;
+            }
+            if let Some(b) = before {
+                groups.insert(self.unindex(&b));
+            }
+            if let Some(n) = now {
+                groups.insert(self.index(n));
+            }
+        }
+        for g in groups {
+            self.regroup(&g);
+            self.changed.insert(g.key());
+        }
+        Ok(())
+    }
+
+    /// Add a row to the indexes; returns its group.
+    fn index(&mut self, dp: IsbDatapath) -> Group {
+        let g = Group::of(self.idx.typed, &dp);
+        *self.idx.key_refs.entry(dp.tunnel_key).or_default() += 1;
+        self.used_keys.insert(dp.tunnel_key);
+        match &g {
+            Group::Ts(name) => self.idx.ts_groups.entry(name.clone()).or_default(),
+            Group::Tr(u) => self.idx.tr_groups.entry(*u).or_default(),
+        }
+        .insert(dp.uuid);
+        self.idx.rows.insert(dp.uuid, dp);
+        g
+    }
+
+    /// Remove a row from the indexes; returns its group.
+    fn unindex(&mut self, dp: &IsbDatapath) -> Group {
+        let g = Group::of(self.idx.typed, dp);
+        if let Some(n) = self.idx.key_refs.get_mut(&dp.tunnel_key) {
+            *n -= 1;
+            if *n == 0 {
+                self.idx.key_refs.remove(&dp.tunnel_key);
+                self.used_keys.remove(&dp.tunnel_key);
+            }
+        }
+        match &g {
+            Group::Ts(name) => {
+                if let Some(set) = self.idx.ts_groups.get_mut(name) {
+                    set.remove(&dp.uuid);
+                    if set.is_empty() {
+                        self.idx.ts_groups.remove(name);
+                    }
+                }
+            }
+            Group::Tr(u) => {
+                if let Some(set) = self.idx.tr_groups.get_mut(u) {
+                    set.remove(&dp.uuid);
+                    if set.is_empty() {
+                        self.idx.tr_groups.remove(u);
+                    }
+                }
+            }
+        }
+        self.idx.rows.remove(&dp.uuid);
+        g
+    }
+
+    /// Recompute the winner and the losers of one group from its rows, as [`enumerate`] does.
+    fn regroup(&mut self, g: &Group) {
+        match g {
+            Group::Ts(name) => {
+                self.ts.remove(name);
+                self.ts_extra.retain(|x| x.transit_switch != *name);
+                let rows: Vec<IsbDatapath> = self
+                    .idx
+                    .ts_groups
+                    .get(name)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| self.idx.rows.get(u).cloned())
+                    .collect();
+                let mut rows = rows.into_iter();
+                if let Some(first) = rows.next() {
+                    self.ts.insert(name.clone(), first);
+                }
+                for dp in rows {
+                    insert_sorted(&mut self.ts_extra, dp);
+                }
+            }
+            Group::Tr(u) => {
+                if let Some(u) = u {
+                    self.tr.remove(u);
+                }
+                self.tr_extra.retain(|x| x.nb_ic_uuid != *u);
+                let rows: Vec<IsbDatapath> = self
+                    .idx
+                    .tr_groups
+                    .get(u)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| self.idx.rows.get(x).cloned())
+                    .collect();
+                let mut rows = rows.into_iter();
+                if let Some(u) = u {
+                    if let Some(first) = rows.next() {
+                        self.tr.insert(*u, first);
+                    }
+                }
+                for dp in rows {
+                    insert_sorted(&mut self.tr_extra, dp);
+                }
+            }
+        }
+    }
 }
 
 /// Enumerate the IC-SB datapaths (through the locked session's view) and decide VXLAN mode.
@@ -114,13 +400,22 @@ pub fn enumerate(v: &Views) -> Datapaths {
     let typed = isb.replica().has_column(DP_TABLE, "type");
     let mut d = Datapaths {
         vxlan_mode: vxlan_mode(v),
+        all_changed: true,
         ..Datapaths::default()
     };
+    d.idx.typed = typed;
 
     // `View::rows` yields UUID order, so the first row seen for a name is the lowest UUID.
     for row in isb.rows(DP_TABLE) {
         let dp = IsbDatapath::from_row(&row);
         d.used_keys.insert(dp.tunnel_key);
+        *d.idx.key_refs.entry(dp.tunnel_key).or_default() += 1;
+        match Group::of(typed, &dp) {
+            Group::Ts(name) => d.idx.ts_groups.entry(name).or_default(),
+            Group::Tr(u) => d.idx.tr_groups.entry(u).or_default(),
+        }
+        .insert(dp.uuid);
+        d.idx.rows.insert(dp.uuid, dp.clone());
         if typed && dp.dp_type == DP_TYPE_TR {
             match dp.nb_ic_uuid {
                 Some(u) if !d.tr.contains_key(&u) => {
@@ -132,6 +427,22 @@ pub fn enumerate(v: &Views) -> Datapaths {
             d.ts_extra.push(dp);
         } else {
             d.ts.insert(dp.transit_switch.clone(), dp);
+        }
+    }
+    for (table, column, marker) in [
+        ("Logical_Switch", "other_config", LS_TS_MARKER),
+        ("Logical_Router", "options", LR_TR_MARKER),
+    ] {
+        let (images, image_of) = if table == "Logical_Switch" {
+            (&mut d.idx.ts_images, &mut d.idx.ts_image_of)
+        } else {
+            (&mut d.idx.tr_images, &mut d.idx.tr_image_of)
+        };
+        for row in v.nb.rows(table) {
+            if let Some(m) = row.smap_get(column, marker) {
+                images.entry(m.to_string()).or_default().insert(row.uuid());
+                image_of.insert(row.uuid(), m.to_string());
+            }
         }
     }
     d
@@ -275,7 +586,43 @@ pub fn nb_images(
         let Some(value) = row.smap_get(column, marker) else {
             continue;
         };
-        images.entry(value.to_string()).or_default().push(NbImage {
+        images
+            .entry(value.to_string())
+            .or_default()
+            .push(NbImage::of(&row, column));
+    }
+    for (value, list) in images.iter_mut() {
+        sort_images(value, list);
+    }
+    images
+}
+
+/// The NB images of `value` among the rows `uuids` of `table` (those that still carry
+/// `marker` = `value` in `nb`), best candidate first as in [`nb_images`].
+pub fn nb_images_of(
+    nb: &View,
+    table: &str,
+    column: &str,
+    marker: &str,
+    value: &str,
+    uuids: impl Iterator<Item = Uuid>,
+) -> Vec<NbImage> {
+    let mut list: Vec<NbImage> = uuids
+        .filter_map(|u| nb.get(table, u))
+        .filter(|r| r.smap_get(column, marker) == Some(value))
+        .map(|r| NbImage::of(&r, column))
+        .collect();
+    sort_images(value, &mut list);
+    list
+}
+
+fn sort_images(value: &str, list: &mut [NbImage]) {
+    list.sort_by_key(|i| (i.name != value, i.uuid));
+}
+
+impl NbImage {
+    fn of(row: &Row, column: &str) -> NbImage {
+        NbImage {
             uuid: row.uuid(),
             name: row.str("name").to_string(),
             map: row
@@ -283,12 +630,8 @@ pub fn nb_images(
                 .smap_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        });
+        }
     }
-    for (value, list) in images.iter_mut() {
-        list.sort_by_key(|i| (i.name != *value, i.uuid));
-    }
-    images
 }
 
 #[cfg(test)]
@@ -690,3 +1033,9 @@ pub(crate) mod logcap {
         (r, l)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testworld;
+
+#[cfg(test)]
+mod incr_tests;

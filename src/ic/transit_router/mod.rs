@@ -16,13 +16,16 @@
 //! `interconn-tr` value: the one named like the TR wins, then the lowest UUID; the others are
 //! deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::enum_datapaths::{
-    allocate_dp_key, nb_images, used_keys_now, Datapaths, DP_TABLE, DP_TYPE_TR, LR_TR_MARKER,
-    NORMAL_KEY_MAX, NORMAL_KEY_MIN,
+    allocate_dp_key, nb_images, nb_images_of, tr_group_key, used_keys_now, Datapaths, NbImage,
+    DP_TABLE, DP_TYPE_TR, LR_TR_MARKER, NORMAL_KEY_MAX, NORMAL_KEY_MIN,
 };
-use super::{Ctx, Out, Views};
+use super::incr::{Keys, Unhandled};
+use super::{Ctx, Out, Target, Views};
+use crate::ovsdb::overlay::RowIntent;
+use crate::ovsdb::replica::{Change, ChangeKind};
 use crate::ovsdb::{Datum, Uuid};
 
 const LR: &str = "Logical_Router";
@@ -33,6 +36,15 @@ const TNL_KEY: &str = "requested-tnl-key";
 struct Tr {
     uuid: Uuid,
     name: String,
+}
+
+impl Tr {
+    fn of(r: &crate::ovsdb::replica::Row) -> Tr {
+        Tr {
+            uuid: r.uuid(),
+            name: r.str("name").to_string(),
+        }
+    }
 }
 
 /// Whether the servers support transit routers (IC-NB `Transit_Router` and IC-SB
@@ -50,37 +62,223 @@ fn transit_routers(v: &Views) -> Vec<Tr> {
         .icnb
         .rows("Transit_Router")
         .iter()
-        .map(|r| Tr {
-            uuid: r.uuid(),
-            name: r.str("name").to_string(),
-        })
+        .map(|r| Tr::of(r))
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name).then(a.uuid.cmp(&b.uuid)));
     v
 }
 
-/// Run the transit-router stage.
+/// The INB transit routers named `name` (normally one or none), in UUID order.
+fn transit_routers_named(v: &Views, name: &str) -> Vec<Tr> {
+    let mut v: Vec<Tr> = v
+        .icnb
+        .find_by_str("Transit_Router", "name", name)
+        .iter()
+        .map(|r| Tr::of(r))
+        .collect();
+    v.sort_by_key(|t| t.uuid);
+    v
+}
+
+/// Run the transit-router stage. Its units of work: the NB image of each router name (every
+/// name the INB or the NB images know), and, on the leader, the ISB datapath group of each
+/// `nb_ic_uuid` — those of existing routers in router-name order (the allocation order),
+/// then the orphaned ones.
 pub fn run(v: &Views, ctx: &Ctx, dps: &Datapaths, out: &mut Out) {
     if !supported(v) {
         return;
     }
     let trs = transit_routers(v);
-    sync_nb(v, dps, &trs, out);
+    let mut by_name: BTreeMap<String, Vec<Tr>> = BTreeMap::new();
+    for tr in &trs {
+        by_name.entry(tr.name.clone()).or_default().push(tr.clone());
+    }
+    // NB routers with interconn-tr, keyed by that value; best candidate first.
+    let mut images = nb_images(&v.nb, LR, "options", LR_TR_MARKER);
+    let mut names: Keys = by_name.keys().cloned().collect();
+    names.extend(images.keys().cloned());
+    for name in &names {
+        let named = by_name.remove(name).unwrap_or_default();
+        let cands = images.remove(name).unwrap_or_default();
+        sync_nb(dps, &named, cands, out);
+    }
     if ctx.isb_leader {
-        sync_isb(v, dps, &trs, out);
+        let mut orphans: BTreeSet<Option<Uuid>> = dps.tr.keys().map(|u| Some(*u)).collect();
+        orphans.extend(dps.tr_extra.iter().map(|d| d.nb_ic_uuid));
+        let mut used = None;
+        for tr in &trs {
+            orphans.remove(&Some(tr.uuid));
+            sync_isb(v, dps, Some(tr.uuid), Some(tr), &mut used, out);
+        }
+        for g in orphans {
+            sync_isb(v, dps, g, None, &mut used, out);
+        }
     }
 }
 
-fn sync_nb(v: &Views, dps: &Datapaths, trs: &[Tr], out: &mut Out) {
-    // 1. NB routers with interconn-tr, keyed by that value; best candidate first.
-    let mut nb_trs = nb_images(&v.nb, LR, "options", LR_TR_MARKER);
+/// The units of work that changes to `table` of `target` touch: for IC-NB `Transit_Router`
+/// the old and new names (NB images) and the router's UUID as a string (its ISB datapath
+/// group); a change of anything but the name is irrelevant. IC-NB `Transit_Router_Port` is
+/// not read by this stage (no keys). NB routers and ISB datapaths reach this stage through the
+/// enumeration ([`keys_for_datapaths`]); anything else is [`Unhandled`].
+pub fn keys_for_table(
+    _v: &Views,
+    _ctx: &Ctx,
+    target: Target,
+    table: &str,
+    changes: &[Change],
+) -> Result<Keys, Unhandled> {
+    match (target, table) {
+        (Target::IcNb, "Transit_Router") => {
+            let mut keys = Keys::new();
+            for c in changes {
+                if c.kind == ChangeKind::Updated && !c.column_changed("name") {
+                    continue;
+                }
+                keys.insert(tr_group_key(Some(c.uuid)));
+                for r in c.old.into_iter().chain(c.new) {
+                    keys.insert(r.str("name").to_string());
+                }
+            }
+            Ok(keys)
+        }
+        (Target::IcNb, "Transit_Router_Port") => Ok(Keys::new()),
+        _ => Err(Unhandled("not an input of the transit-router stage")),
+    }
+}
 
+/// The units whose datapath group or NB image the enumeration saw change (a superset:
+/// switch names in it are no-ops here). After a re-enumeration: [`Unhandled`].
+pub fn keys_for_datapaths(dps: &Datapaths) -> Result<Keys, Unhandled> {
+    if dps.all_changed {
+        Err(Unhandled("datapaths re-enumerated"))
+    } else {
+        Ok(dps.changed.clone())
+    }
+}
+
+/// The transit-switch stage's writes of this run (`upstream`) need no work here: this stage
+/// reads them only as keys in use when it allocates, and every allocation (scoped or full)
+/// takes the used keys from the whole view, which includes them. Existing router datapaths
+/// are never re-keyed, and the switch stage never allocates a key in use, so nothing collides.
+pub fn keys_for_stage(_v: &Views, _ctx: &Ctx, _upstream: &Out) -> Result<Keys, Unhandled> {
+    Ok(Keys::new())
+}
+
+/// Redo the full run's work for `keys` (plus the units this stage already wrote for in this
+/// run: `out` holds only this stage's writes of the run and is rebuilt). A key is a router
+/// name (its NB image; on the leader also the datapath groups of the routers of that name), a
+/// router UUID string (that datapath group, and the NB image of the router if it exists, which
+/// carries the group's key), or `""` (also the rows without `nb_ic_uuid`).
+pub fn run_scoped(
+    v: &Views,
+    ctx: &Ctx,
+    dps: &Datapaths,
+    keys: &Keys,
+    out: &mut Out,
+) -> Result<(), Unhandled> {
+    if !supported(v) {
+        return Ok(());
+    }
+    let mut all = keys.clone();
+    all.extend(keys_of_out(v, out)?);
+    let mut fresh = Out::default();
+    // Datapath groups: of existing routers by (name, uuid) — the full run's allocation
+    // order — and the orphaned ones.
+    let mut routed: BTreeMap<(String, Uuid), Tr> = BTreeMap::new();
+    let mut orphans: BTreeSet<Option<Uuid>> = BTreeSet::new();
+    let mut group = |g: Option<Uuid>| match g.and_then(|u| v.icnb.get("Transit_Router", u)) {
+        Some(r) => {
+            let tr = Tr::of(&r);
+            routed.insert((tr.name.clone(), tr.uuid), tr);
+        }
+        None => {
+            orphans.insert(g);
+        }
+    };
+    // A datapath group's router: its NB image carries the group's key.
+    let owners: Vec<String> = all
+        .iter()
+        .filter_map(|k| k.parse::<Uuid>().ok())
+        .filter_map(|u| v.icnb.get("Transit_Router", u))
+        .map(|r| r.str("name").to_string())
+        .collect();
+    all.extend(owners);
+    for key in &all {
+        let named = transit_routers_named(v, key);
+        let cands = nb_images_of(
+            &v.nb,
+            LR,
+            "options",
+            LR_TR_MARKER,
+            key,
+            dps.tr_image_rows(key),
+        );
+        sync_nb(dps, &named, cands, &mut fresh);
+        for tr in named {
+            group(Some(tr.uuid));
+        }
+        if key.is_empty() {
+            group(None);
+        } else if let Ok(u) = key.parse::<Uuid>() {
+            group(Some(u));
+        }
+    }
+    if ctx.isb_leader {
+        let mut used = None;
+        for tr in routed.values() {
+            sync_isb(v, dps, Some(tr.uuid), Some(tr), &mut used, &mut fresh);
+        }
+        for g in orphans {
+            sync_isb(v, dps, g, None, &mut used, &mut fresh);
+        }
+    }
+    *out = fresh;
+    Ok(())
+}
+
+/// The units this stage's intents `out` were written for.
+fn keys_of_out(v: &Views, out: &Out) -> Result<Keys, Unhandled> {
+    let mut keys = Keys::new();
+    if !(out.sb.is_empty() && out.icnb.is_empty() && out.icsb.is_empty()) {
+        return Err(Unhandled("unexpected writes of the transit-router stage"));
+    }
+    for (u, i) in out.nb.table(LR) {
+        let key = match i {
+            RowIntent::Insert(cols) => cols
+                .get("options")
+                .and_then(|d| d.smap_get(LR_TR_MARKER))
+                .map(str::to_string),
+            _ => {
+                v.nb.get(LR, *u)
+                    .and_then(|r| r.smap_get("options", LR_TR_MARKER).map(str::to_string))
+            }
+        };
+        keys.insert(key.ok_or(Unhandled("earlier router write cannot be mapped"))?);
+    }
+    for (u, i) in out.icsb_locked.table(DP_TABLE) {
+        let key = match i {
+            RowIntent::Insert(cols) => cols.get("nb_ic_uuid").map(|d| tr_group_key(d.as_uuid())),
+            _ => v
+                .icsb_locked
+                .get(DP_TABLE, *u)
+                .map(|r| tr_group_key(r.uuid_of("nb_ic_uuid"))),
+        };
+        keys.insert(key.ok_or(Unhandled("earlier datapath write cannot be mapped"))?);
+    }
+    Ok(keys)
+}
+
+/// NB part for one name: `trs` the INB routers of that name (normally one or none), `cands` the
+/// NB routers marked with it (best first).
+fn sync_nb(dps: &Datapaths, trs: &[Tr], cands: Vec<NbImage>, out: &mut Out) {
+    let mut cands = Some(cands);
     let mut losers: Vec<Uuid> = Vec::new();
     for tr in trs {
         let key = dps.tr_datapath(tr.uuid).map(|d| d.tunnel_key.to_string());
-        let mut candidates = nb_trs.remove(&tr.name).unwrap_or_default().into_iter();
+        let mut candidates = cands.take().unwrap_or_default().into_iter();
         let Some(mut lr) = candidates.next() else {
-            // 2. No NB image: create it (with the key if the ISB datapath is already visible).
+            // No NB image: create it (with the key if the ISB datapath is already visible).
             let mut options = BTreeMap::from([(LR_TR_MARKER.to_string(), tr.name.clone())]);
             if let Some(k) = key {
                 options.insert(TNL_KEY.to_string(), k);
@@ -105,8 +303,8 @@ fn sync_nb(v: &Views, dps: &Datapaths, trs: &[Tr], out: &mut Out) {
         }
     }
 
-    // 3. Routers whose TR is gone (their ports go with them), and losing duplicates.
-    for r in nb_trs.into_values().flatten() {
+    // Routers whose TR is gone (their ports go with them), and losing duplicates.
+    for r in cands.into_iter().flatten() {
         out.nb.delete(LR, r.uuid);
     }
     for u in losers {
@@ -114,34 +312,45 @@ fn sync_nb(v: &Views, dps: &Datapaths, trs: &[Tr], out: &mut Out) {
     }
 }
 
-/// ISB part (leader only).
-fn sync_isb(v: &Views, dps: &Datapaths, trs: &[Tr], out: &mut Out) {
-    // Used set: every ISB datapath, including keys the TS stage allocated in this run.
-    let mut used = used_keys_now(&v.icsb_locked, dps);
-    let mut left = dps.tr.clone();
-    for tr in trs {
-        if left.remove(&tr.uuid).is_some() {
-            continue; // Existing rows are not modified.
+/// ISB part (leader only) for the datapath group of `nb_ic_uuid` `g`, whose router is `tr`
+/// (None: no such router). `used` is computed on the first allocation of the run.
+fn sync_isb(
+    v: &Views,
+    dps: &Datapaths,
+    g: Option<Uuid>,
+    tr: Option<&Tr>,
+    used: &mut Option<BTreeSet<i64>>,
+    out: &mut Out,
+) {
+    let winner = g.and_then(|u| dps.tr.get(&u));
+    match (tr, winner) {
+        // Existing rows are not modified.
+        (Some(_), Some(_)) => {}
+        (Some(tr), None) => {
+            // Used set: every ISB datapath, including keys the TS stage allocated in this run.
+            let used = used.get_or_insert_with(|| used_keys_now(&v.icsb_locked, dps));
+            // Q17: always the normal range, VXLAN mode or not.
+            if let Some(key) = allocate_dp_key(
+                used,
+                NORMAL_KEY_MIN,
+                NORMAL_KEY_MAX,
+                "transit router datapath",
+            ) {
+                out.icsb_locked.insert(
+                    DP_TABLE,
+                    vec![
+                        ("tunnel_key", Datum::scalar(key)),
+                        ("nb_ic_uuid", Datum::scalar(tr.uuid)),
+                        ("type", Datum::scalar(DP_TYPE_TR)),
+                    ],
+                );
+            }
         }
-        // Q17: always the normal range, VXLAN mode or not.
-        let Some(key) = allocate_dp_key(
-            &mut used,
-            NORMAL_KEY_MIN,
-            NORMAL_KEY_MAX,
-            "transit router datapath",
-        ) else {
-            continue;
-        };
-        out.icsb_locked.insert(
-            DP_TABLE,
-            vec![
-                ("tunnel_key", Datum::scalar(key)),
-                ("nb_ic_uuid", Datum::scalar(tr.uuid)),
-                ("type", Datum::scalar(DP_TYPE_TR)),
-            ],
-        );
+        (None, Some(dp)) => out.icsb_locked.delete(DP_TABLE, dp.uuid),
+        (None, None) => {}
     }
-    for dp in left.values().chain(dps.tr_extra.iter()) {
+    // Losing duplicates (and rows without nb_ic_uuid) always go.
+    for dp in dps.tr_extra.iter().filter(|d| d.nb_ic_uuid == g) {
         out.icsb_locked.delete(DP_TABLE, dp.uuid);
     }
 }
@@ -481,3 +690,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod incr_tests;
