@@ -18,7 +18,8 @@
 //!   existing row and the old one is orphaned. We go straight to that end state (no rename, WARN)
 //!   instead of sending a transaction that is bound to fail.
 
-use crate::ic::{Out, Views};
+use crate::ic::{Out, Target, Views};
+use crate::ovsdb::replica::{Change, ChangeKind};
 use crate::ovsdb::{Datum, Uuid};
 
 const AZ_TABLE: &str = "Availability_Zone";
@@ -137,6 +138,43 @@ fn determine(v: &Views, st: &mut AzState, out: &mut Out) -> AzOutcome {
     AzOutcome::Az { uuid, name }
 }
 
+/// Whether tracked `changes` of `table` in database `target` may change what [`run`] decides
+/// or writes, given the state and outcome of the last run. False means the AZ node can keep
+/// its outcome and write nothing (the change handler's "unchanged").
+///
+/// [`run`] reads only the `name` of the first `NB_Global` row and the IC-SB `Availability_Zone`
+/// rows named like the local AZ (the remembered name equals it after every run with a local
+/// AZ). So: an `NB_Global` row inserted or deleted, or its `name` changed, matters; an
+/// `Availability_Zone` change matters when the row is the local AZ's or carries (or carried)
+/// its name, and only while there is a local AZ. Any other input is assumed to matter.
+pub fn changes_matter(
+    st: &AzState,
+    outcome: &AzOutcome,
+    target: Target,
+    table: &str,
+    changes: &[Change],
+) -> bool {
+    match (target, table) {
+        (Target::Nb, "NB_Global") => changes
+            .iter()
+            .any(|c| c.kind != ChangeKind::Updated || c.column_changed("name")),
+        (Target::IcSb | Target::IcSbLocked, AZ_TABLE) => {
+            let Some((uuid, name)) = outcome.az() else {
+                return false;
+            };
+            let names = [Some(name), st.remembered()];
+            changes.iter().any(|c| {
+                c.uuid == uuid
+                    || [c.old, c.new]
+                        .into_iter()
+                        .flatten()
+                        .any(|r| names.contains(&Some(r.str("name"))))
+            })
+        }
+        _ => true,
+    }
+}
+
 /// Log capture for the stage tests of this directory (target `ovn_ic`, every level).
 #[cfg(test)]
 pub(crate) mod test_logs {
@@ -180,6 +218,9 @@ pub(crate) mod test_logs {
         (r, logs)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod test_incr;
 
 #[cfg(test)]
 mod tests {
@@ -469,5 +510,56 @@ mod tests {
             }
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn changes_matter_only_for_the_local_az() {
+        use crate::ic::Target;
+        let mut w = World::new(Some("az1"), azs(&[(1, "az1"), (2, "az2")]));
+        let mut st = AzState::new();
+        let (outcome, _, _) = w.run(&mut st);
+        let nb_change = |w: &mut World, upd: Value| {
+            w.nb.clear_changes();
+            w.nb.apply_update2(&json!({ "NB_Global": { u(100): upd } }))
+                .unwrap();
+        };
+        let matters = |w: &World, st: &AzState, o: &AzOutcome, t: Target, table: &str| {
+            let r = if t == Target::Nb { &w.nb } else { &w.icsb };
+            changes_matter(st, o, t, table, &r.changes(table))
+        };
+        // NB_Global: options are not the AZ's business, the name is.
+        nb_change(
+            &mut w,
+            json!({"modify": {"options": ["map", [["ic-as-adv", "true"]]]}}),
+        );
+        assert!(!matters(&w, &st, &outcome, Target::Nb, "NB_Global"));
+        nb_change(&mut w, json!({"modify": {"name": "az9"}}));
+        assert!(matters(&w, &st, &outcome, Target::Nb, "NB_Global"));
+        nb_change(&mut w, json!({"delete": null}));
+        assert!(matters(&w, &st, &outcome, Target::Nb, "NB_Global"));
+        // Availability_Zone: other AZs do not matter; ours, or a row taking our name, does.
+        let isb_change = |w: &mut World, n: u32, upd: Value| {
+            w.icsb.clear_changes();
+            w.icsb
+                .apply_update2(&json!({ "Availability_Zone": { u(n): upd } }))
+                .unwrap();
+        };
+        isb_change(&mut w, 3, json!({"insert": {"name": "az3"}}));
+        assert!(!matters(&w, &st, &outcome, Target::IcSb, AZ_TABLE));
+        isb_change(&mut w, 2, json!({"modify": {"name": "az22"}}));
+        assert!(!matters(&w, &st, &outcome, Target::IcSb, AZ_TABLE));
+        isb_change(&mut w, 3, json!({"modify": {"name": "az1"}}));
+        assert!(matters(&w, &st, &outcome, Target::IcSb, AZ_TABLE));
+        isb_change(&mut w, 1, json!({"delete": null}));
+        assert!(matters(&w, &st, &outcome, Target::IcSb, AZ_TABLE));
+        // Without a local AZ, IC-SB changes are irrelevant.
+        assert!(!matters(
+            &w,
+            &st,
+            &AzOutcome::NoName,
+            Target::IcSb,
+            AZ_TABLE
+        ));
+        assert!(matters(&w, &st, &outcome, Target::Sb, "Chassis"));
     }
 }

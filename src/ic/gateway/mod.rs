@@ -19,12 +19,14 @@
 //!   AZ already publishes is not inserted into IC-SB (the `Gateway` `[name]` index would reject
 //!   it); both are logged. Chassis names must be unique across AZs (quirk Q12).
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
+use crate::ic::incr::{Keys, Unhandled};
 use crate::ic::util::smap_bool_default_false;
-use crate::ic::{Ctx, Out, Views};
-use crate::ovsdb::overlay::View;
-use crate::ovsdb::replica::Row;
+use crate::ic::{Ctx, Out, Target, Views};
+use crate::ovsdb::overlay::{RowIntent, View};
+use crate::ovsdb::replica::{Change, ChangeKind, Row};
 use crate::ovsdb::{Atom, Datum, Uuid};
 
 /// Rate limit of this stage's warnings (as upstream's 5/min, burst 1).
@@ -59,10 +61,154 @@ pub fn chassis_is_local(sb: &View, name: &str) -> bool {
 
 /// Synchronise gateways for the local AZ `ctx.az`. See the module documentation.
 pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
+    sync(v, ctx, v.icsb.rows("Gateway"), v.sb.rows("Chassis"), out);
+}
+
+/// The work of [`run`] for the names in `keys` only (the units of work are chassis/gateway
+/// names: everything the stage does for a name reads and writes only the IC-SB `Gateway` and
+/// SB `Chassis` rows of that name, their encaps, and — for the `(type, ip)` clash test — the
+/// encaps of the same `(type, ip)`, which [`keys_for_table`] maps to their owners' names).
+///
+/// Called several times in one engine run (one call per changed input), a name already handled
+/// in this run (`out` has its writes) is skipped: the views are the same, so it would yield the
+/// same writes again (with new inserts).
+pub fn run_scoped(v: &Views, ctx: &Ctx, keys: &Keys, out: &mut Out) -> Result<(), Unhandled> {
+    let done = done_keys(v, out);
+    let mut gateways = BTreeMap::new();
+    let mut chassis = BTreeMap::new();
+    for k in keys.iter().filter(|k| !done.contains(*k)) {
+        for r in v.icsb.find_by_str("Gateway", "name", k) {
+            gateways.insert(r.uuid(), r);
+        }
+        for r in v.sb.find_by_str("Chassis", "name", k) {
+            chassis.insert(r.uuid(), r);
+        }
+    }
+    sync(
+        v,
+        ctx,
+        gateways.into_values().collect(),
+        chassis.into_values().collect(),
+        out,
+    );
+    Ok(())
+}
+
+/// The names whose gateway/chassis `out` already writes.
+fn done_keys(v: &Views, out: &Out) -> Keys {
+    let mut keys = Keys::new();
+    for (view, intents, table) in [(&v.icsb, &out.icsb, "Gateway"), (&v.sb, &out.sb, "Chassis")] {
+        for (u, i) in intents.table(table) {
+            match i {
+                RowIntent::Insert(cols) => {
+                    if let Some(n) = cols.get("name").and_then(Datum::as_str) {
+                        keys.insert(n.to_string());
+                    }
+                }
+                RowIntent::Update(_) | RowIntent::Delete => {
+                    if let Some(r) = view.get(table, *u) {
+                        keys.insert(r.str("name").to_string());
+                    }
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// The names that tracked `changes` of `table` in database `target` touch: a chassis or
+/// gateway by its old and new name; an encap by its owner column and the names of the rows
+/// referencing it, plus the owners of every encap (in SB and IC-SB) with the same
+/// `(type, ip)`, whose clash test it may decide. Other tables are irrelevant to the stage.
+pub fn keys_for_table(
+    v: &Views,
+    _ctx: &Ctx,
+    target: Target,
+    table: &str,
+    changes: &[Change],
+) -> Result<Keys, Unhandled> {
+    let mut keys = Keys::new();
+    match (target, table) {
+        (Target::Sb, "Chassis") => names_of(
+            changes,
+            &["name", "hostname", "encaps", "other_config"],
+            &mut keys,
+        ),
+        (Target::IcSb | Target::IcSbLocked, "Gateway") => names_of(
+            changes,
+            &["name", "hostname", "encaps", "availability_zone"],
+            &mut keys,
+        ),
+        (Target::Sb | Target::IcSb | Target::IcSbLocked, "Encap") => {
+            encap_keys(v, changes, &mut keys)
+        }
+        _ => {}
+    }
+    Ok(keys)
+}
+
+/// Old and new names of the changed rows, skipping updates of none of `cols`.
+fn names_of(changes: &[Change], cols: &[&str], keys: &mut Keys) {
+    for c in changes {
+        if c.kind == ChangeKind::Updated && !cols.iter().any(|col| c.column_changed(col)) {
+            continue;
+        }
+        for r in [c.old, c.new].into_iter().flatten() {
+            keys.insert(r.str("name").to_string());
+        }
+    }
+}
+
+const OWNER_COLS: [&str; 2] = ["chassis_name", "gateway_name"];
+
+fn encap_keys(v: &Views, changes: &[Change], keys: &mut Keys) {
+    let mut pairs: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut ids: BTreeSet<Uuid> = BTreeSet::new();
+    for c in changes {
+        if c.kind == ChangeKind::Updated
+            && !["type", "ip", "options"]
+                .into_iter()
+                .chain(OWNER_COLS)
+                .any(|col| c.column_changed(col))
+        {
+            continue;
+        }
+        ids.insert(c.uuid);
+        for r in [c.old, c.new].into_iter().flatten() {
+            pairs.insert((r.str("type").to_string(), r.str("ip").to_string()));
+            for col in OWNER_COLS {
+                if r.has_column(col) && !r.str(col).is_empty() {
+                    keys.insert(r.str(col).to_string());
+                }
+            }
+        }
+    }
+    if ids.is_empty() {
+        return;
+    }
+    for view in [&v.sb, &v.icsb] {
+        for e in view.rows("Encap") {
+            if pairs.contains(&(e.str("type").to_string(), e.str("ip").to_string())) {
+                ids.insert(e.uuid());
+            }
+        }
+    }
+    for (view, table) in [(&v.sb, "Chassis"), (&v.icsb, "Gateway")] {
+        for r in view.rows(table) {
+            if r.get("encaps").uuids().any(|u| ids.contains(&u)) {
+                keys.insert(r.str("name").to_string());
+            }
+        }
+    }
+}
+
+/// The per-name work of [`run`] on the given IC-SB gateways and SB chassis (all rows, or those
+/// of some names), in UUID order.
+fn sync(v: &Views, ctx: &Ctx, gateways: Vec<Cow<Row>>, chassis: Vec<Cow<Row>>, out: &mut Out) {
     // 1. IC-SB gateways split into local and remote, keyed by name.
     let mut local: BTreeMap<String, Node> = BTreeMap::new();
     let mut remote: BTreeMap<String, Node> = BTreeMap::new();
-    for gw in v.icsb.rows("Gateway") {
+    for gw in gateways {
         let node = node(&v.icsb, &gw, "Gateway");
         let set = if gw.uuid_of("availability_zone") == Some(ctx.az) {
             &mut local
@@ -74,7 +220,7 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
     let remote_names: Vec<String> = remote.keys().cloned().collect();
 
     // 2. Every SB chassis.
-    for ch in v.sb.rows("Chassis") {
+    for ch in chassis {
         if smap_bool_default_false(ch.smap_get("other_config", "is-interconn")) {
             let chassis = node(&v.sb, &ch, "Chassis");
             match local.remove(&chassis.name) {
@@ -290,6 +436,9 @@ fn remote_other_config(cur: &Datum) -> Datum {
     m.insert("is-remote".to_string(), "true".to_string());
     Datum::smap(m)
 }
+
+#[cfg(test)]
+mod incr_tests;
 
 #[cfg(test)]
 mod tests {

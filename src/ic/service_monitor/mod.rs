@@ -28,11 +28,13 @@
 //! * a monitor whose `type`/`protocol` the destination schema's enum does not accept is not
 //!   copied (logged), instead of failing every transaction.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::ic::{Ctx, Out, Views};
-use crate::ovsdb::overlay::View;
-use crate::ovsdb::replica::Row;
+use crate::ic::incr::{Keys, Unhandled};
+use crate::ic::{Ctx, Out, Target, Views};
+use crate::ovsdb::overlay::{Intents, RowIntent, View};
+use crate::ovsdb::replica::{Change, ChangeKind, Row};
 use crate::ovsdb::{Atom, Datum, Uuid};
 
 const TABLE: &str = "Service_Monitor";
@@ -160,6 +162,220 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
     if !supported(v) {
         return;
     }
+    sync(v, ctx, v.sb.rows(TABLE), v.icsb.rows(TABLE), out);
+}
+
+/// The work of [`run`] for the logical ports in `keys` only. The unit of work is a monitored
+/// logical port: monitors are matched (both directions, and by the SB unique index) only with
+/// monitors of the same `logical_port`, the port binding is looked up by it, and the chassis
+/// name comes from that binding.
+///
+/// Called several times in one engine run, a port already handled in this run (`out` has its
+/// writes) is skipped: the views are the same, so it would yield the same writes again.
+pub fn run_scoped(v: &Views, ctx: &Ctx, keys: &Keys, out: &mut Out) -> Result<(), Unhandled> {
+    if !supported(v) {
+        return Ok(());
+    }
+    let done = done_keys(v, out);
+    let keys: Vec<&String> = keys.iter().filter(|k| !done.contains(*k)).collect();
+    let (sb, isb) = (on_ports(&v.sb, &keys), on_ports(&v.icsb, &keys));
+    sync(v, ctx, sb, isb, out);
+    Ok(())
+}
+
+/// The monitors of the logical ports `keys`, in UUID order.
+fn on_ports<'a>(view: &View<'a>, keys: &[&String]) -> Vec<Cow<'a, Row>> {
+    let mut rows = BTreeMap::new();
+    for k in keys {
+        for r in view.find_by_str(TABLE, "logical_port", k) {
+            rows.insert(r.uuid(), r);
+        }
+    }
+    rows.into_values().collect()
+}
+
+/// The logical ports whose monitors `out` already writes.
+fn done_keys(v: &Views, out: &Out) -> Keys {
+    let mut keys = Keys::new();
+    for (view, intents) in [(&v.sb, &out.sb), (&v.icsb, &out.icsb)] {
+        for (u, i) in intents.table(TABLE) {
+            match i {
+                RowIntent::Insert(cols) => {
+                    if let Some(n) = cols.get("logical_port").and_then(Datum::as_str) {
+                        keys.insert(n.to_string());
+                    }
+                }
+                RowIntent::Update(_) | RowIntent::Delete => {
+                    if let Some(r) = view.get(TABLE, *u) {
+                        keys.insert(r.str("logical_port").to_string());
+                    }
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// The logical ports that tracked `changes` of `table` in database `target` touch:
+/// monitors (SB and IC-SB) by their old and new `logical_port`; SB port bindings likewise when
+/// `logical_port`, `up` or `chassis` changed; SB chassis created, deleted or renamed via the
+/// port bindings bound to them. A change of `SB_Global.options:svc_monitor_mac` (or an
+/// `SB_Global` row inserted or deleted) is not handled; other changes are irrelevant.
+pub fn keys_for_table(
+    v: &Views,
+    _ctx: &Ctx,
+    target: Target,
+    table: &str,
+    changes: &[Change],
+) -> Result<Keys, Unhandled> {
+    let mut keys = Keys::new();
+    if !supported(v) {
+        return Ok(keys);
+    }
+    let ports_of = |c: &Change, keys: &mut Keys| {
+        for r in [c.old, c.new].into_iter().flatten() {
+            keys.insert(r.str("logical_port").to_string());
+        }
+    };
+    match (target, table) {
+        (Target::Sb, "SB_Global") => {
+            for c in changes {
+                let (Some(old), Some(new)) = (c.old, c.new) else {
+                    return Err(Unhandled("SB_Global row inserted or deleted"));
+                };
+                let mac = |r: &Row| r.smap_get("options", "svc_monitor_mac").map(str::to_string);
+                if mac(old) != mac(new) {
+                    return Err(Unhandled("svc_monitor_mac changed"));
+                }
+            }
+        }
+        (Target::Sb | Target::IcSb | Target::IcSbLocked, TABLE) => {
+            for c in changes {
+                ports_of(c, &mut keys);
+            }
+        }
+        (Target::Sb, "Port_Binding") => {
+            for c in changes {
+                if c.kind != ChangeKind::Updated || PB_COLS.iter().any(|col| c.column_changed(col))
+                {
+                    ports_of(c, &mut keys);
+                }
+            }
+        }
+        (Target::Sb, "Chassis") => {
+            let chassis: BTreeSet<Uuid> = changes
+                .iter()
+                .filter(|c| c.kind != ChangeKind::Updated || c.column_changed("name"))
+                .map(|c| c.uuid)
+                .collect();
+            if !chassis.is_empty() {
+                for pb in v.sb.rows("Port_Binding") {
+                    if pb.uuid_of("chassis").is_some_and(|c| chassis.contains(&c)) {
+                        keys.insert(pb.str("logical_port").to_string());
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(keys)
+}
+
+/// The SB `Port_Binding` columns the stage reads.
+const PB_COLS: [&str; 3] = ["logical_port", "up", "chassis"];
+
+/// The logical ports whose port bindings the port-binding stage (`upstream`) really changes
+/// in this run (bindings it moves between chassis). It writes nothing else this stage reads;
+/// if it did (chassis, monitors, `SB_Global`), that is not handled.
+pub fn keys_for_stage(v: &Views, _ctx: &Ctx, upstream: &Out) -> Result<Keys, Unhandled> {
+    let mut keys = Keys::new();
+    if !supported(v) {
+        return Ok(keys);
+    }
+    for t in ["Chassis", "SB_Global", TABLE] {
+        if upstream.sb.table(t).next().is_some() || upstream.icsb.table(t).next().is_some() {
+            return Err(Unhandled("upstream wrote what service monitors read"));
+        }
+    }
+    let base = v.sb.replica();
+    for (u, i) in upstream.sb.table("Port_Binding") {
+        let old = base.get("Port_Binding", *u);
+        let touched = match i {
+            RowIntent::Insert(_) | RowIntent::Delete => true,
+            RowIntent::Update(cols) => cols
+                .iter()
+                .any(|(c, d)| PB_COLS.contains(&c.as_str()) && old.is_some_and(|r| r.get(c) != d)),
+        };
+        if !touched {
+            continue;
+        }
+        if let RowIntent::Insert(cols) = i {
+            if let Some(p) = cols.get("logical_port").and_then(Datum::as_str) {
+                keys.insert(p.to_string());
+            }
+        }
+        for r in old
+            .into_iter()
+            .map(Cow::Borrowed)
+            .chain(v.sb.get("Port_Binding", *u))
+        {
+            keys.insert(r.str("logical_port").to_string());
+        }
+    }
+    Ok(keys)
+}
+
+/// Updates of one run, applied to `out` at the end with only the columns that really change
+/// (so that a run with nothing to do leaves `out` empty). Later updates of a column win, as
+/// when they went to `out` directly.
+#[derive(Default)]
+struct Pending {
+    sb: Intents,
+    icsb: Intents,
+}
+
+impl Pending {
+    fn flush(self, v: &Views, out: &mut Out) {
+        for (view, pending, intents) in [
+            (&v.sb, self.sb, &mut out.sb),
+            (&v.icsb, self.icsb, &mut out.icsb),
+        ] {
+            for (u, i) in pending.table(TABLE) {
+                let RowIntent::Update(cols) = i else { continue };
+                let row = view.get(TABLE, *u);
+                let cols: Vec<(&str, Datum)> = cols
+                    .iter()
+                    .filter(|(c, d)| match &row {
+                        // A row inserted in this run: the update completes the insert.
+                        None => true,
+                        Some(r) => view.replica().has_column(TABLE, c) && r.get(c) != *d,
+                    })
+                    .map(|(c, d)| (c.as_str(), d.clone()))
+                    .collect();
+                if !cols.is_empty() {
+                    intents.update(TABLE, *u, cols);
+                }
+            }
+        }
+    }
+}
+
+/// The per-port work of [`run`] on the given SB and IC-SB monitors (all, or those of some
+/// logical ports), each in UUID order.
+fn sync(v: &Views, ctx: &Ctx, sb_rows: Vec<Cow<Row>>, isb_rows: Vec<Cow<Row>>, out: &mut Out) {
+    let mut pending = Pending::default();
+    sync_in(v, ctx, sb_rows, isb_rows, &mut pending, out);
+    pending.flush(v, out);
+}
+
+fn sync_in(
+    v: &Views,
+    ctx: &Ctx,
+    sb_rows: Vec<Cow<Row>>,
+    isb_rows: Vec<Cow<Row>>,
+    pending: &mut Pending,
+    out: &mut Out,
+) {
     // 0. The gate and the MAC this AZ's monitors use.
     let Some(mac) =
         v.sb.rows("SB_Global")
@@ -170,9 +386,6 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
     };
     let use_type =
         v.icsb.replica().has_column(TABLE, "type") && v.sb.replica().has_column(TABLE, "type");
-
-    let sb_rows = v.sb.rows(TABLE);
-    let isb_rows = v.icsb.rows(TABLE);
 
     // 3./4. What this AZ owns on each side.
     let mut own_isb: BTreeSet<Uuid> = isb_rows
@@ -228,9 +441,12 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
         let found = isb.iter().find(|i| i.target == target && i.key == key);
         let uuid = match found {
             Some(i) => {
-                out.sb
+                pending
+                    .sb
                     .update(TABLE, p.uuid(), vec![("status", i.status.clone())]);
-                out.icsb.update(TABLE, i.uuid, vec![("options", options)]);
+                pending
+                    .icsb
+                    .update(TABLE, i.uuid, vec![("options", options)]);
                 i.uuid
             }
             None => {
@@ -305,7 +521,8 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
                 continue;
             }
             Some(n) => {
-                out.icsb
+                pending
+                    .icsb
                     .update(TABLE, i.uuid(), vec![("status", sb[n].status.clone())]);
                 n
             }
@@ -346,7 +563,7 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
             if let Some(c) = &chassis_name {
                 cols.push(("chassis_name", Datum::scalar(c.as_str())));
             }
-            out.sb.update(TABLE, s.uuid, cols);
+            pending.sb.update(TABLE, s.uuid, cols);
             own_sb.remove(&s.uuid);
         }
     }
@@ -359,6 +576,9 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
         out.sb.delete(TABLE, u);
     }
 }
+
+#[cfg(test)]
+mod incr_tests;
 
 #[cfg(test)]
 mod tests {
@@ -608,7 +828,8 @@ mod tests {
             update(&out.sb, uu(10)).unwrap()["status"],
             Datum::scalar("error")
         );
-        assert!(update(&out.icsb, uu(20)).is_some());
+        // Reused as is: its options already equal the pushed row's, so nothing is rewritten.
+        assert!(update(&out.icsb, uu(20)).is_none());
         assert!(deletes(&out.icsb).is_empty());
     }
 

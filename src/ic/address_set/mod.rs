@@ -14,10 +14,14 @@
 //! Schema tolerance (§E.2): without IC-SB `Address_Set` the stage does nothing; without SB
 //! `Address_Set.options` nothing is advertisable, so own IC-SB rows are deleted (as upstream).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::ic::incr::{Keys, Unhandled};
 use crate::ic::util::smap_bool_default_false;
-use crate::ic::{Ctx, Out, Views};
+use crate::ic::{Ctx, Out, Target, Views};
+use crate::ovsdb::overlay::{RowIntent, View};
+use crate::ovsdb::replica::{Change, ChangeKind, Row};
 use crate::ovsdb::{Atom, Datum, Uuid};
 
 const TABLE: &str = "Address_Set";
@@ -31,16 +35,137 @@ fn addresses_datum(a: &BTreeSet<String>) -> Datum {
     Datum::set(a.iter().map(|s| Atom::from(s.as_str())))
 }
 
+/// The global switches of `NB_Global.options`: `ic-as-adv`, `ic-as-learn`.
+const SWITCHES: [&str; 2] = ["ic-as-adv", "ic-as-learn"];
+
 /// Synchronise address sets for the local AZ. See the module documentation.
 pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
     if !v.icsb.replica().has_table(TABLE) {
         return;
     }
+    sync(
+        v,
+        ctx,
+        v.icsb.rows(TABLE),
+        v.sb.rows(TABLE),
+        v.nb.rows(TABLE),
+        out,
+    );
+}
 
+/// The work of [`run`] for the address set names in `keys` only: everything the stage does
+/// for a name reads and writes only the `Address_Set` rows of that name in NB, SB and IC-SB
+/// (plus the global switches, whose changes [`keys_for_table`] does not handle).
+///
+/// Called several times in one engine run, a name already handled in this run (`out` has its
+/// writes) is skipped: the views are the same, so it would yield the same writes again.
+pub fn run_scoped(v: &Views, ctx: &Ctx, keys: &Keys, out: &mut Out) -> Result<(), Unhandled> {
+    if !v.icsb.replica().has_table(TABLE) {
+        return Ok(());
+    }
+    let done = done_keys(v, out);
+    let keys: Vec<&String> = keys.iter().filter(|k| !done.contains(*k)).collect();
+    let (isb, sb, nb) = (
+        named(&v.icsb, &keys),
+        named(&v.sb, &keys),
+        named(&v.nb, &keys),
+    );
+    sync(v, ctx, isb, sb, nb, out);
+    Ok(())
+}
+
+/// The address sets named in `keys`, in UUID order.
+fn named<'a>(view: &View<'a>, keys: &[&String]) -> Vec<Cow<'a, Row>> {
+    let mut rows = BTreeMap::new();
+    for k in keys {
+        for r in view.find_by_str(TABLE, "name", k) {
+            rows.insert(r.uuid(), r);
+        }
+    }
+    rows.into_values().collect()
+}
+
+/// The names whose address sets `out` already writes.
+fn done_keys(v: &Views, out: &Out) -> Keys {
+    let mut keys = Keys::new();
+    for (view, intents) in [(&v.icsb, &out.icsb), (&v.nb, &out.nb)] {
+        for (u, i) in intents.table(TABLE) {
+            match i {
+                RowIntent::Insert(cols) => {
+                    if let Some(n) = cols.get("name").and_then(Datum::as_str) {
+                        keys.insert(n.to_string());
+                    }
+                }
+                RowIntent::Update(_) | RowIntent::Delete => {
+                    if let Some(r) = view.get(TABLE, *u) {
+                        keys.insert(r.str("name").to_string());
+                    }
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// The address set names that tracked `changes` of `table` in database `target` touch: the
+/// old and new names of changed `Address_Set` rows (updates of columns the stage does not
+/// read are skipped). A change of the global switches `ic-as-adv`/`ic-as-learn` (or an
+/// `NB_Global` row inserted or deleted) is not handled; other `NB_Global` changes and other
+/// tables are irrelevant.
+pub fn keys_for_table(
+    v: &Views,
+    _ctx: &Ctx,
+    target: Target,
+    table: &str,
+    changes: &[Change],
+) -> Result<Keys, Unhandled> {
+    let mut keys = Keys::new();
+    if !v.icsb.replica().has_table(TABLE) {
+        return Ok(keys);
+    }
+    let cols: &[&str] = match (target, table) {
+        (Target::Nb, "NB_Global") => {
+            for c in changes {
+                let (Some(old), Some(new)) = (c.old, c.new) else {
+                    return Err(Unhandled("NB_Global row inserted or deleted"));
+                };
+                let flag = |r: &Row, k: &str| smap_bool_default_false(r.smap_get("options", k));
+                if SWITCHES.iter().any(|k| flag(old, k) != flag(new, k)) {
+                    return Err(Unhandled("address set options changed"));
+                }
+            }
+            return Ok(keys);
+        }
+        (Target::Nb, TABLE) => &["name", "addresses", "external_ids"],
+        (Target::Sb, TABLE) => &["name", "addresses", "options"],
+        (Target::IcSb | Target::IcSbLocked, TABLE) => &["name", "addresses", "availability_zone"],
+        _ => return Ok(keys),
+    };
+    for c in changes {
+        if c.kind == ChangeKind::Updated && !cols.iter().any(|col| c.column_changed(col)) {
+            continue;
+        }
+        for r in [c.old, c.new].into_iter().flatten() {
+            keys.insert(r.str("name").to_string());
+        }
+    }
+    Ok(keys)
+}
+
+/// The per-name work of [`run`] on the given IC-SB, SB and NB rows (all, or those of some
+/// names), each in UUID order.
+fn sync(
+    v: &Views,
+    ctx: &Ctx,
+    isb_rows: Vec<Cow<Row>>,
+    sb_rows: Vec<Cow<Row>>,
+    nb_rows: Vec<Cow<Row>>,
+    out: &mut Out,
+) {
     // 1. IC-SB rows: own (by name) and remote (union by name).
     let mut own: BTreeMap<String, (Uuid, BTreeSet<String>)> = BTreeMap::new();
     let mut remote: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for row in v.icsb.rows(TABLE) {
+    for row in isb_rows {
         let name = row.str("name").to_string();
         let addrs = addresses(row.get("addresses"));
         if row.uuid_of("availability_zone") == Some(ctx.az) {
@@ -56,12 +181,12 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
             .as_ref()
             .is_some_and(|g| smap_bool_default_false(g.smap_get("options", k)))
     };
-    let global_adv = opt("ic-as-adv");
-    let global_learn = opt("ic-as-learn");
+    let global_adv = opt(SWITCHES[0]);
+    let global_learn = opt(SWITCHES[1]);
 
     // 2. Advertise the SB sets marked ic-adv.
     if global_adv {
-        for sb_as in v.sb.rows(TABLE) {
+        for sb_as in sb_rows {
             if !smap_bool_default_false(sb_as.smap_get("options", "ic-adv")) {
                 continue;
             }
@@ -94,7 +219,7 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
     }
 
     // 4. Learned NB sets: refresh or delete; any NB set consumes the remote union of its name.
-    for nb_as in v.nb.rows(TABLE) {
+    for nb_as in nb_rows {
         let union = remote.remove(nb_as.str("name"));
         if !smap_bool_default_false(nb_as.smap_get("external_ids", "ic-learnt")) {
             continue;
@@ -127,6 +252,9 @@ pub fn run(v: &Views, ctx: &Ctx, out: &mut Out) {
         }
     }
 }
+
+#[cfg(test)]
+mod incr_tests;
 
 #[cfg(test)]
 mod tests {
