@@ -410,7 +410,7 @@ fn print_curve_row(r: usize, results: &[(Side, Figures)], header: bool) {
         let mut h = format!("{:>6}", "R");
         for (side, _) in results {
             for col in ["cold s", "p50 ms", "p99 ms", "cpu ms", "txn/ch", "B/ch"] {
-                h.push_str(&format!(" {:>10}", format!("{}:{col}", short(*side))));
+                h.push_str(&format!(" {:>12}", format!("{}:{col}", short(*side))));
             }
         }
         if results.len() == 2 {
@@ -423,7 +423,7 @@ fn print_curve_row(r: usize, results: &[(Side, Figures)], header: bool) {
     let mut line = format!("{r:>6}");
     for (_, f) in results {
         line.push_str(&format!(
-            " {:>10.2} {:>10.1} {:>10.1} {:>10.1} {:>10.2} {:>10.0}",
+            " {:>12.2} {:>12.1} {:>12.1} {:>12.1} {:>12.2} {:>12.0}",
             f.cold.as_secs_f64(),
             f.p(50.0),
             f.p(99.0),
