@@ -41,6 +41,8 @@ pub struct IcDriver {
     seqno: SeqnoState,
     had_lock: bool,
     had_isb_lock: bool,
+    /// Whether the last engine run was made as the IC-SB leader.
+    last_isb_leader: Option<bool>,
     probes: [Option<Option<u64>>; 2],
     /// Back-off after failed commits: the first retry is immediate (as upstream), consecutive
     /// failures wait 250 ms, 500 ms, ... up to 8 s, so a transaction the server keeps rejecting
@@ -134,6 +136,7 @@ impl IcDriver {
             seqno: SeqnoState::default(),
             had_lock: false,
             had_isb_lock: false,
+            last_isb_leader: None,
             probes: [None, None],
             backoff: Duration::ZERO,
             retry_at: None,
@@ -326,9 +329,18 @@ impl IcDriver {
             // Keep the tracked changes for the next run (§3.1 step 4.5.2).
             return;
         }
-        let isb_leader = self.icsb_locked.has_lock()
-            && self.icsb_locked.is_synced()
-            && self.icsb_locked.can_commit();
+        // While we hold the IC-SB lock, wait for the locked session's transaction in flight
+        // too: a run made as a non-leader in between would do only the per-AZ half of the
+        // work for its changes, and the leader half would never be redone.
+        if self.icsb_locked.has_lock() && !self.icsb_locked.can_commit() {
+            return;
+        }
+        let isb_leader = self.icsb_locked.has_lock() && self.icsb_locked.is_synced();
+        if self.last_isb_leader != Some(isb_leader) {
+            // Leader-only work depends on this for every key: recompute on each change.
+            self.last_isb_leader = Some(isb_leader);
+            ctx.force_recompute = true;
+        }
         let input = self.lend(isb_leader);
         self.graph.feed(&input);
         if ctx.force_recompute {
@@ -340,6 +352,9 @@ impl IcDriver {
         match self.graph.ctx(&input) {
             Some(c) => {
                 debug!(target: "ovn_ic", "Availability zone: {}", c.az_name);
+                // Upstream comments every IC-SB transaction with the AZ (the az node, which
+                // adds it when it runs, does not run for most changes).
+                out.icsb.add_comment(&format!("AZ {}", c.az_name));
                 let views = Views::new(input.dbs()).with(&out);
                 if seqno::supported(&views) {
                     let mut so = Out::default();
@@ -391,6 +406,7 @@ fn build(replica: &Replica, intents: &Intents) -> Txn {
 fn index_tables(r: &mut Replica) {
     let idx: &[(&str, &[&str])] = match r.db() {
         tables::NB_DB => &[
+            ("Address_Set", &["name"]),
             ("Logical_Switch", &["name"]),
             ("Logical_Router", &["name"]),
             ("Logical_Switch_Port", &["name"]),
@@ -400,14 +416,21 @@ fn index_tables(r: &mut Replica) {
             ("Port_Binding", &["logical_port"]),
             ("Chassis", &["name"]),
             ("Datapath_Binding", &["nb_uuid"]),
+            ("Port_Binding", &["chassis"]),
+            ("Address_Set", &["name"]),
+            ("Service_Monitor", &["logical_port"]),
+            ("Encap", &["ip"]),
         ],
-        tables::ICNB_DB => &[("Transit_Switch", &["name"])],
+        tables::ICNB_DB => &[("Transit_Switch", &["name"]), ("Transit_Router", &["name"])],
         tables::ICSB_DB => &[
             ("Route", &["transit_switch"]),
             ("Port_Binding", &["transit_switch"]),
             ("Port_Binding", &["logical_port"]),
             ("Availability_Zone", &["name"]),
             ("Gateway", &["name"]),
+            ("Address_Set", &["name"]),
+            ("Service_Monitor", &["logical_port"]),
+            ("Encap", &["ip"]),
         ],
         _ => &[],
     };

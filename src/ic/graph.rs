@@ -12,11 +12,12 @@ use std::collections::BTreeSet;
 use crate::engine::{
     Ctx as EngineCtx, Engine, EngineBuilder, EngineError, Handle, HandlerResult, NodeData, Outcome,
 };
-use crate::ovsdb::replica::Replica;
+use crate::ovsdb::replica::{Change, Replica};
 use crate::ovsdb::txn::Txn;
 use crate::ovsdb::Uuid;
 
 use super::az::{AzOutcome, AzState};
+use super::incr::{Keys, Unhandled};
 use super::port_binding::PortBindingState;
 use super::{gateway, port_binding, Ctx, Dbs, Out, Target, Views};
 
@@ -84,12 +85,15 @@ impl NodeData for StageData {
 pub struct AzData {
     pub state: AzState,
     pub outcome: AzOutcome,
+    /// The outcome changed in this run (tracked).
+    pub outcome_changed: bool,
     pub out: Out,
 }
 
 impl NodeData for AzData {
     fn clear_tracked(&mut self) {
         self.out = Out::default();
+        self.outcome_changed = false;
     }
 }
 
@@ -152,6 +156,68 @@ fn has_real_writes(out: &Out, input: &IcInput) -> bool {
         i.to_txn(input.replica(t), &mut txn);
         txn.n_writes() > 0
     })
+}
+
+/// The tracked changes of an input table in the lent replicas (for IC-SB `Datapath_Binding`,
+/// those of both IC-SB sessions, see [`IcGraph::feed`]).
+fn table_changes<'a>(input: &'a IcInput, target: Target, table: &str) -> Vec<Change<'a>> {
+    let mut v = input.replica(target).changes(table);
+    if target == Target::IcSb && table == "Datapath_Binding" {
+        v.extend(input.icsb_locked.changes(table));
+    }
+    v
+}
+
+/// The handler result of a stage node whose data is what it wants written: updated iff it
+/// wants any write this run.
+fn stage_result(out: &Out) -> HandlerResult {
+    if out.is_empty() {
+        HandlerResult::HandledUnchanged
+    } else {
+        HandlerResult::HandledUpdated
+    }
+}
+
+/// The recompute outcome of such a stage node.
+fn stage_outcome(out: &Out) -> Outcome {
+    if out.is_empty() {
+        Outcome::Unchanged
+    } else {
+        Outcome::Updated
+    }
+}
+
+/// Run a stage's scoped sync for the keys a change maps to; anything unmappable (or a
+/// failing scoped run) falls back to the node's recompute, with the reason at DBG.
+fn scoped(
+    node: &str,
+    keys: Result<Keys, Unhandled>,
+    out: &mut Out,
+    run: impl FnOnce(&Keys, &mut Out) -> Result<(), Unhandled>,
+) -> HandlerResult {
+    let res = keys.and_then(|k| if k.is_empty() { Ok(()) } else { run(&k, out) });
+    match res {
+        Ok(()) => stage_result(out),
+        Err(why) => {
+            tracing::debug!(target: "inc_proc_eng", "node: {}, not handled: {}", node, why.0);
+            HandlerResult::Unhandled
+        }
+    }
+}
+
+/// A stage node's handler for the `az` node: nothing to do while the local AZ is the same
+/// and the AZ stage wants no real write (the stages read the AZ only as the run's context).
+fn az_unchanged_handler<D: 'static>(
+    az: Handle<AzData>,
+) -> impl FnMut(&EngineCtx<'_, IcInput>, &mut D) -> HandlerResult + Send + 'static {
+    move |ctx: &EngineCtx<'_, IcInput>, _d: &mut D| {
+        let a = ctx.get(az);
+        if !a.outcome_changed && !has_real_writes(&a.out, ctx.context()) {
+            HandlerResult::HandledUnchanged
+        } else {
+            HandlerResult::Unhandled
+        }
+    }
 }
 
 /// The route node's handler for a stage before it (`h`, whose intents `out_of` gives): nothing
@@ -275,6 +341,19 @@ fn az_views<'a>(ctx: &EngineCtx<'a, IcInput>, az: Handle<AzData>) -> Option<(Ctx
     Some((ctx_of(a, input)?, Views::new(input.dbs()).with(&a.out)))
 }
 
+/// [`az_views`] layered with the writes of the given stages of this run, in order.
+fn stage_views<'a>(
+    ctx: &EngineCtx<'a, IcInput>,
+    az: Handle<AzData>,
+    stages: &[Handle<StageData>],
+) -> Option<(Ctx, Views<'a>)> {
+    let (c, mut views) = az_views(ctx, az)?;
+    for s in stages {
+        views = views.with(&ctx.get(*s).out);
+    }
+    Some((c, views))
+}
+
 fn ctx_of(az: &AzData, input: &IcInput) -> Option<Ctx> {
     match &az.outcome {
         AzOutcome::Az { uuid, name } => Some(Ctx {
@@ -304,92 +383,285 @@ impl IcGraph {
         }
         let i = |n: &str| h[n];
 
+        let nbg = i("NB_nb_global");
+        let isb_az = i("ICSB_availability_zone");
+        let az_table_handler = |h: Handle<TableInput>| {
+            move |ctx: &EngineCtx<'_, IcInput>, d: &mut AzData| {
+                let t = ctx.get(h);
+                let (Some(target), input) = (t.target, ctx.context()) else {
+                    return HandlerResult::Unhandled;
+                };
+                let changes = table_changes(input, target, t.table);
+                if super::az::changes_matter(&d.state, &d.outcome, target, t.table, &changes) {
+                    HandlerResult::Unhandled
+                } else {
+                    HandlerResult::HandledUnchanged
+                }
+            }
+        };
         let az = b
             .node(
                 "az",
                 AzData {
                     state: AzState::default(),
                     outcome: AzOutcome::NoNbGlobal,
+                    outcome_changed: false,
                     out: Out::default(),
                 },
             )
-            .input(i("NB_nb_global"))
-            .input(i("ICSB_availability_zone"))
+            .input_with_named(nbg, "az_nb_global_handler", az_table_handler(nbg))
+            .input_with_named(
+                isb_az,
+                "az_availability_zone_handler",
+                az_table_handler(isb_az),
+            )
             .recompute(|ctx: &EngineCtx<IcInput>, d: &mut AzData| {
                 let input = ctx.context();
                 let views = Views::new(input.dbs());
                 let before = d.outcome.clone();
+                d.out = Out::default();
                 d.outcome = super::az::run(&views, &mut d.state, &mut d.out);
-                if d.outcome != before || !d.out.is_empty() {
+                d.outcome_changed = d.outcome != before;
+                if d.outcome_changed || !d.out.is_empty() {
                     Outcome::Updated
                 } else {
                     Outcome::Unchanged
                 }
             })?;
 
-        let gw = b
-            .node("gateway", StageData::default())
-            .input(az)
-            .input(i("SB_chassis"))
-            .input(i("SB_encap"))
-            .input(i("ICSB_gateway"))
-            .input(i("ICSB_encap"))
-            .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
-                let Some((c, views)) = az_views(ctx, az) else {
-                    return Outcome::Unchanged;
+        // A table input of a stage whose scoped run takes (views, ctx, keys, out).
+        type KeysFn = fn(&Views, &Ctx, Target, &str, &[Change]) -> Result<Keys, Unhandled>;
+        type ScopedFn = fn(&Views, &Ctx, &Keys, &mut Out) -> Result<(), Unhandled>;
+        let plain_table_handler =
+            move |node: &'static str, h: Handle<TableInput>, keys_of: KeysFn, run: ScopedFn| {
+                move |ctx: &EngineCtx<'_, IcInput>, d: &mut StageData| {
+                    let Some((c, views)) = az_views(ctx, az) else {
+                        return HandlerResult::HandledUnchanged;
+                    };
+                    let t = ctx.get(h);
+                    let Some(target) = t.target else {
+                        return HandlerResult::Unhandled;
+                    };
+                    let changes = table_changes(ctx.context(), target, t.table);
+                    let keys = keys_of(&views, &c, target, t.table, &changes);
+                    scoped(node, keys, &mut d.out, |k, out| run(&views, &c, k, out))
+                }
+            };
+
+        let mut gwb = b.node("gateway", StageData::default()).input_with_named(
+            az,
+            "gateway_az_handler",
+            az_unchanged_handler(az),
+        );
+        for (name, handler) in [
+            ("SB_chassis", "gateway_sb_chassis_handler"),
+            ("SB_encap", "gateway_sb_encap_handler"),
+            ("ICSB_gateway", "gateway_isb_gateway_handler"),
+            ("ICSB_encap", "gateway_isb_encap_handler"),
+        ] {
+            gwb = gwb.input_with_named(
+                i(name),
+                handler,
+                plain_table_handler(
+                    "gateway",
+                    i(name),
+                    gateway::keys_for_table,
+                    gateway::run_scoped,
+                ),
+            );
+        }
+        let gw = gwb.recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
+            d.out = Out::default();
+            let Some((c, views)) = az_views(ctx, az) else {
+                return Outcome::Unchanged;
+            };
+            gateway::run(&views, &c, &mut d.out);
+            stage_outcome(&d.out)
+        })?;
+
+        let dp_handler = |h: Handle<TableInput>| {
+            move |ctx: &EngineCtx<'_, IcInput>, d: &mut super::enum_datapaths::Datapaths| {
+                let t = ctx.get(h);
+                let Some(target) = t.target else {
+                    return HandlerResult::Unhandled;
                 };
-                gateway::run(&views, &c, &mut d.out);
+                let input = ctx.context();
+                let views = Views::new(input.dbs());
+                let mut res = d.apply(
+                    &views,
+                    target,
+                    t.table,
+                    &input.replica(target).changes(t.table),
+                );
+                if res.is_ok() && target == Target::IcSb && t.table == "Datapath_Binding" {
+                    res = d.apply(
+                        &views,
+                        Target::IcSbLocked,
+                        t.table,
+                        &input.icsb_locked.changes(t.table),
+                    );
+                }
+                match res {
+                    Ok(()) if d.changed.is_empty() => HandlerResult::HandledUnchanged,
+                    Ok(()) => HandlerResult::HandledUpdated,
+                    Err(why) => {
+                        tracing::debug!(target: "inc_proc_eng", "node: enum_datapaths, not handled: {}", why.0);
+                        HandlerResult::Unhandled
+                    }
+                }
+            }
+        };
+        let mut dpb = b.node(
+            "enum_datapaths",
+            super::enum_datapaths::Datapaths::default(),
+        );
+        for (name, handler) in [
+            ("NB_logical_switch", "enum_datapaths_logical_switch_handler"),
+            ("NB_logical_router", "enum_datapaths_logical_router_handler"),
+            (
+                "ICSB_datapath_binding",
+                "enum_datapaths_datapath_binding_handler",
+            ),
+            ("ICNB_ic_nb_global", "enum_datapaths_ic_nb_global_handler"),
+            ("ICSB_encap", "enum_datapaths_isb_encap_handler"),
+        ] {
+            dpb = dpb.input_with_named(i(name), handler, dp_handler(i(name)));
+        }
+        let enum_dp = dpb.recompute(
+            |ctx: &EngineCtx<IcInput>, d: &mut super::enum_datapaths::Datapaths| {
+                let views = Views::new(ctx.context().dbs());
+                *d = super::enum_datapaths::enumerate(&views);
                 Outcome::Updated
-            })?;
+            },
+        )?;
 
-        let enum_dp = b
-            .node(
-                "enum_datapaths",
-                super::enum_datapaths::Datapaths::default(),
-            )
-            .input(i("NB_logical_switch"))
-            .input(i("NB_logical_router"))
-            .input(i("ICSB_datapath_binding"))
-            .input(i("ICNB_ic_nb_global"))
-            .input(i("ICSB_encap"))
-            .recompute(
-                |ctx: &EngineCtx<IcInput>, d: &mut super::enum_datapaths::Datapaths| {
-                    let views = Views::new(ctx.context().dbs());
-                    *d = super::enum_datapaths::enumerate(&views);
-                    Outcome::Updated
-                },
-            )?;
-
+        // The transit switch and router stages: keys are switch / router names.
+        let its = i("ICNB_transit_switch");
         let ts = b
             .node("transit_switch", StageData::default())
-            .input(az)
-            .input(enum_dp)
-            .input(i("ICNB_transit_switch"))
-            .input(i("ICNB_ic_nb_global"))
+            .input_with_named(az, "transit_switch_az_handler", az_unchanged_handler(az))
+            .input_with_named(
+                enum_dp,
+                "transit_switch_enum_datapaths_handler",
+                move |ctx: &EngineCtx<'_, IcInput>, d: &mut StageData| {
+                    let Some((c, views)) = az_views(ctx, az) else {
+                        return HandlerResult::HandledUnchanged;
+                    };
+                    let dps = ctx.get(enum_dp);
+                    let keys = super::transit_switch::keys_for_datapaths(dps);
+                    scoped("transit_switch", keys, &mut d.out, |k, out| {
+                        super::transit_switch::run_scoped(&views, &c, dps, k, out)
+                    })
+                },
+            )
+            .input_with_named(
+                its,
+                "transit_switch_transit_switch_handler",
+                move |ctx: &EngineCtx<'_, IcInput>, d: &mut StageData| {
+                    let Some((c, views)) = az_views(ctx, az) else {
+                        return HandlerResult::HandledUnchanged;
+                    };
+                    let dps = ctx.get(enum_dp);
+                    let changes = table_changes(ctx.context(), Target::IcNb, "Transit_Switch");
+                    let keys = super::transit_switch::keys_for_table(
+                        &views,
+                        &c,
+                        Target::IcNb,
+                        "Transit_Switch",
+                        &changes,
+                    );
+                    scoped("transit_switch", keys, &mut d.out, |k, out| {
+                        super::transit_switch::run_scoped(&views, &c, dps, k, out)
+                    })
+                },
+            )
+            .input_with_named(
+                i("ICNB_ic_nb_global"),
+                "transit_switch_ic_nb_global_handler",
+                |_ctx: &EngineCtx<'_, IcInput>, _d: &mut StageData| {
+                    // The VXLAN mode reaches this stage through the enumeration.
+                    HandlerResult::HandledUnchanged
+                },
+            )
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
+                d.out = Out::default();
                 let Some((c, views)) = az_views(ctx, az) else {
                     return Outcome::Unchanged;
                 };
                 super::transit_switch::run(&views, &c, ctx.get(enum_dp), &mut d.out);
-                Outcome::Updated
+                stage_outcome(&d.out)
             })?;
 
         // The router stage sees the switch stage's writes: datapath keys the switches took in
         // this run are not handed out again.
+        let itr = i("ICNB_transit_router");
         let tr = b
             .node("transit_router", StageData::default())
-            .input(az)
-            .input(enum_dp)
-            .input(ts)
-            .input(i("ICNB_transit_router"))
-            .input(i("ICNB_transit_router_port"))
+            .input_with_named(az, "transit_router_az_handler", az_unchanged_handler(az))
+            .input_with_named(
+                enum_dp,
+                "transit_router_enum_datapaths_handler",
+                move |ctx: &EngineCtx<'_, IcInput>, d: &mut StageData| {
+                    let Some((c, views)) = stage_views(ctx, az, &[ts]) else {
+                        return HandlerResult::HandledUnchanged;
+                    };
+                    let dps = ctx.get(enum_dp);
+                    let keys = super::transit_router::keys_for_datapaths(dps);
+                    scoped("transit_router", keys, &mut d.out, |k, out| {
+                        super::transit_router::run_scoped(&views, &c, dps, k, out)
+                    })
+                },
+            )
+            .input_with_named(
+                ts,
+                "transit_router_transit_switch_handler",
+                move |ctx: &EngineCtx<'_, IcInput>, d: &mut StageData| {
+                    let Some((c, views)) = stage_views(ctx, az, &[ts]) else {
+                        return HandlerResult::HandledUnchanged;
+                    };
+                    let dps = ctx.get(enum_dp);
+                    let keys = super::transit_router::keys_for_stage(&views, &c, &ctx.get(ts).out);
+                    scoped("transit_router", keys, &mut d.out, |k, out| {
+                        super::transit_router::run_scoped(&views, &c, dps, k, out)
+                    })
+                },
+            )
+            .input_with_named(
+                itr,
+                "transit_router_transit_router_handler",
+                move |ctx: &EngineCtx<'_, IcInput>, d: &mut StageData| {
+                    let Some((c, views)) = stage_views(ctx, az, &[ts]) else {
+                        return HandlerResult::HandledUnchanged;
+                    };
+                    let dps = ctx.get(enum_dp);
+                    let changes = table_changes(ctx.context(), Target::IcNb, "Transit_Router");
+                    let keys = super::transit_router::keys_for_table(
+                        &views,
+                        &c,
+                        Target::IcNb,
+                        "Transit_Router",
+                        &changes,
+                    );
+                    scoped("transit_router", keys, &mut d.out, |k, out| {
+                        super::transit_router::run_scoped(&views, &c, dps, k, out)
+                    })
+                },
+            )
+            .input_with_named(
+                i("ICNB_transit_router_port"),
+                "transit_router_transit_router_port_handler",
+                |_ctx: &EngineCtx<'_, IcInput>, _d: &mut StageData| {
+                    // Router ports are the port-binding stage's; this stage does not read them.
+                    HandlerResult::HandledUnchanged
+                },
+            )
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
-                let Some((c, views)) = az_views(ctx, az) else {
+                d.out = Out::default();
+                let Some((c, views)) = stage_views(ctx, az, &[ts]) else {
                     return Outcome::Unchanged;
                 };
-                let views = views.with(&ctx.get(ts).out);
                 super::transit_router::run(&views, &c, ctx.get(enum_dp), &mut d.out);
-                Outcome::Updated
+                stage_outcome(&d.out)
             })?;
 
         let pb = b
@@ -451,7 +723,6 @@ impl IcGraph {
                 }
             }
         };
-        let nbg = i("NB_nb_global");
         let lrsr = i("NB_logical_router_static_route");
         let lr = i("NB_logical_router");
         let isb_route = i("ICSB_route");
@@ -541,59 +812,126 @@ impl IcGraph {
                 ));
                 Outcome::Updated
             })?;
-        let sm = b
-            .node("service_monitor", StageData::default())
-            .input(az)
-            .input(pb)
-            .input(i("SB_chassis"))
-            .input(i("SB_port_binding"))
-            .input(i("SB_sb_global"))
-            .input(i("SB_service_monitor"))
-            .input(i("ICSB_service_monitor"))
-            .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
+        let sm_table_handler = move |h: Handle<TableInput>| {
+            move |ctx: &EngineCtx<'_, IcInput>, d: &mut StageData| {
                 let Some((c, views)) = az_views(ctx, az) else {
-                    return Outcome::Unchanged;
+                    return HandlerResult::HandledUnchanged;
                 };
                 let views = views.with(&ctx.get(pb).out);
-                super::service_monitor::run(&views, &c, &mut d.out);
-                Outcome::Updated
-            })?;
-        let aset = b
-            .node("address_set", StageData::default())
-            .input(az)
-            .input(i("NB_nb_global"))
-            .input(i("NB_address_set"))
-            .input(i("SB_address_set"))
-            .input(i("ICSB_address_set"))
-            .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
-                let Some((c, views)) = az_views(ctx, az) else {
-                    return Outcome::Unchanged;
+                let t = ctx.get(h);
+                let Some(target) = t.target else {
+                    return HandlerResult::Unhandled;
                 };
-                super::address_set::run(&views, &c, &mut d.out);
-                Outcome::Updated
-            })?;
+                let changes = table_changes(ctx.context(), target, t.table);
+                let keys =
+                    super::service_monitor::keys_for_table(&views, &c, target, t.table, &changes);
+                scoped("service_monitor", keys, &mut d.out, |k, out| {
+                    super::service_monitor::run_scoped(&views, &c, k, out)
+                })
+            }
+        };
+        let mut smb = b
+            .node("service_monitor", StageData::default())
+            .input_with_named(az, "service_monitor_az_handler", az_unchanged_handler(az))
+            .input_with_named(
+                pb,
+                "service_monitor_port_binding_handler",
+                move |ctx: &EngineCtx<'_, IcInput>, d: &mut StageData| {
+                    let Some((c, views)) = az_views(ctx, az) else {
+                        return HandlerResult::HandledUnchanged;
+                    };
+                    let upstream = &ctx.get(pb).out;
+                    let views = views.with(upstream);
+                    let keys = super::service_monitor::keys_for_stage(&views, &c, upstream);
+                    scoped("service_monitor", keys, &mut d.out, |k, out| {
+                        super::service_monitor::run_scoped(&views, &c, k, out)
+                    })
+                },
+            );
+        for (name, handler) in [
+            ("SB_chassis", "service_monitor_sb_chassis_handler"),
+            ("SB_port_binding", "service_monitor_sb_port_binding_handler"),
+            ("SB_sb_global", "service_monitor_sb_global_handler"),
+            (
+                "SB_service_monitor",
+                "service_monitor_sb_service_monitor_handler",
+            ),
+            (
+                "ICSB_service_monitor",
+                "service_monitor_isb_service_monitor_handler",
+            ),
+        ] {
+            smb = smb.input_with_named(i(name), handler, sm_table_handler(i(name)));
+        }
+        let sm = smb.recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
+            d.out = Out::default();
+            let Some((c, views)) = az_views(ctx, az) else {
+                return Outcome::Unchanged;
+            };
+            let views = views.with(&ctx.get(pb).out);
+            super::service_monitor::run(&views, &c, &mut d.out);
+            stage_outcome(&d.out)
+        })?;
 
+        let mut asb = b
+            .node("address_set", StageData::default())
+            .input_with_named(az, "address_set_az_handler", az_unchanged_handler(az));
+        for (name, handler) in [
+            ("NB_nb_global", "address_set_nb_global_handler"),
+            ("NB_address_set", "address_set_nb_address_set_handler"),
+            ("SB_address_set", "address_set_sb_address_set_handler"),
+            ("ICSB_address_set", "address_set_isb_address_set_handler"),
+        ] {
+            asb = asb.input_with_named(
+                i(name),
+                handler,
+                plain_table_handler(
+                    "address_set",
+                    i(name),
+                    super::address_set::keys_for_table,
+                    super::address_set::run_scoped,
+                ),
+            );
+        }
+        let aset = asb.recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
+            d.out = Out::default();
+            let Some((c, views)) = az_views(ctx, az) else {
+                return Outcome::Unchanged;
+            };
+            super::address_set::run(&views, &c, &mut d.out);
+            stage_outcome(&d.out)
+        })?;
+
+        // The output node collects the stages' writes in stage order. Merging is cheap and
+        // idempotent, so every input's handler simply redoes it (no recompute is counted).
+        let collect = move |ctx: &EngineCtx<'_, IcInput>, d: &mut StageData| {
+            let mut out = Out::default();
+            out.merge(&ctx.get(az).out);
+            out.merge(&ctx.get(gw).out);
+            out.merge(&ctx.get(ts).out);
+            out.merge(&ctx.get(tr).out);
+            out.merge(&ctx.get(pb).out);
+            out.merge(&ctx.get(route).out);
+            out.merge(&ctx.get(sm).out);
+            out.merge(&ctx.get(aset).out);
+            d.out = out;
+        };
+        let collect_handler = move |ctx: &EngineCtx<'_, IcInput>, d: &mut StageData| {
+            collect(ctx, d);
+            stage_result(&d.out)
+        };
         let output = b
             .node("ic", StageData::default())
-            .input(az)
-            .input(gw)
-            .input(ts)
-            .input(tr)
-            .input(pb)
-            .input(route)
-            .input(sm)
-            .input(aset)
+            .input_with_named(az, "ic_az_handler", collect_handler)
+            .input_with_named(gw, "ic_gateway_handler", collect_handler)
+            .input_with_named(ts, "ic_transit_switch_handler", collect_handler)
+            .input_with_named(tr, "ic_transit_router_handler", collect_handler)
+            .input_with_named(pb, "ic_port_binding_handler", collect_handler)
+            .input_with_named(route, "ic_route_handler", collect_handler)
+            .input_with_named(sm, "ic_service_monitor_handler", collect_handler)
+            .input_with_named(aset, "ic_address_set_handler", collect_handler)
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut StageData| {
-                let mut out = Out::default();
-                out.merge(&ctx.get(az).out);
-                for s in [gw, ts, tr, sm, aset] {
-                    out.merge(&ctx.get(s).out);
-                    if s == tr {
-                        out.merge(&ctx.get(pb).out);
-                        out.merge(&ctx.get(route).out);
-                    }
-                }
-                d.out = out;
+                collect(ctx, d);
                 Outcome::Updated
             })?;
 
@@ -646,7 +984,11 @@ impl IcGraph {
     }
 }
 
-impl NodeData for super::enum_datapaths::Datapaths {}
+impl NodeData for super::enum_datapaths::Datapaths {
+    fn clear_tracked(&mut self) {
+        self.clear_changed();
+    }
+}
 
 #[cfg(test)]
 mod tests {
