@@ -9,17 +9,15 @@
 //! databases must end up with identical rows (UUIDs aside), so debug logging neither crashes nor
 //! changes behaviour.
 //!
-//! A separate test exhausts the transit-switch datapath keys (VXLAN mode: 3072 keys) and checks
-//! the upstream warning and that the daemon carries on.
-//!
 //! Conflicting gateways between AZs are covered by `tests/ic_bad_input.rs`, not repeated here.
 //!
 //! Kinds covered (database: what):
 //! * IC-SB `Route` of another AZ with a malformed prefix and one with a malformed next hop
 //!   (`Bad route format in IC-SB: P -> N. Ignored.`), never learned;
-//! * IC-SB `Route` of our own AZ with a malformed next hop (`... Delete it.`), deleted;
-//! * IC-SB `Route` of our own AZ on a transit switch that does not exist (missing reference:
-//!   `Deleting orphan ICDB:Route: ...`), deleted;
+//! * IC-SB `Route` of our own AZ with a malformed prefix (`... Delete it.`), deleted;
+//! * IC-SB `Route` of our own AZ with a malformed next hop, and one on a transit switch that
+//!   does not exist (missing reference): `Deleting orphan ICDB:Route: ...`, deleted (the
+//!   latter only by a full recompute: a known divergence of the incremental path, reported);
 //! * IC-SB `Route` with non-ASCII `external_ids:lr-id` (not a UUID): ignored;
 //! * NB learned route (`external_ids:ic-learned-route`) with a malformed prefix
 //!   (`Bad format of learned route in NB: ... Delete it.`), deleted;
@@ -45,8 +43,6 @@ use std::time::Duration;
 
 use common::{our_ovn_ic, rows, wait_until, Daemon, Server};
 use env::{find, key, s, Env, WAIT};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 /// The quiet window after convergence.
@@ -390,6 +386,10 @@ fn sweep(ic_args: &[&str]) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
         &[
             "Bad route format in IC-SB: 10.300.0.0/16 -> 169.254.100.9. Ignored.",
             "Bad route format in IC-SB: 10.9.0.0/16 -> nexthop-ø. Ignored.",
+            // az1's own bad rows are visible to az2 until az1 deletes them; whichever comes
+            // first takes the limiter's burst.
+            "Bad route format in IC-SB: 10.1.99.0/24 -> garbage. Ignored.",
+            "Bad route format in IC-SB: 10.1.300.0/24 -> 169.254.100.1. Ignored.",
         ],
     );
     // Our own row with a malformed prefix (its next hop is ours): deleted by the advertiser.
@@ -630,100 +630,4 @@ fn bad_input_is_logged_and_skipped_and_debug_logging_changes_nothing() {
         }
         panic!("-vdbg changed the databases:\n{diff}");
     }
-}
-
-/// VXLAN mode leaves 3072 datapath keys (1024–4095). With all of them taken, a new transit
-/// switch gets the upstream warning and no datapath; the daemon stays alive and idle.
-#[test]
-fn transit_switch_datapath_keys_exhausted() {
-    const FILL: i64 = 4095 - 1024 + 1;
-    let env = Env::start(our_ovn_ic(), &["az1"], false, &["-vjsonrpc:file:dbg"]);
-    let has_type = env::has_column("ovn-ic-sb", "Datapath_Binding", "type");
-    // A gateway with a VXLAN encap (of an AZ without a daemon) and vxlan_mode on.
-    env.isb()
-        .transact(json!([
-            {"op": "insert", "table": "Availability_Zone", "uuid-name": "az9",
-             "row": {"name": "az9"}},
-            {"op": "insert", "table": "Encap", "uuid-name": "e",
-             "row": {"type": "vxlan", "ip": "192.0.2.9", "gateway_name": "gw9"}},
-            {"op": "insert", "table": "Gateway",
-             "row": {"name": "gw9", "availability_zone": ["named-uuid", "az9"],
-                     "hostname": "gw9", "encaps": ["named-uuid", "e"]}}
-        ]))
-        .expect("adding a VXLAN gateway");
-    env.inb()
-        .transact(json!([
-            {"op": "update", "table": "IC_NB_Global", "where": [],
-             "row": {"options": ["map", [["vxlan_mode", "true"]]]}}
-        ]))
-        .expect("vxlan_mode=true");
-    // Every key taken, in batches (a command line argument is limited to 128 KiB). The daemon
-    // is stopped meanwhile, else it would allocate keys for the first switches itself.
-    let pid = Pid::from_raw(env.ics[0].pid() as i32);
-    kill(pid, Signal::SIGSTOP).expect("SIGSTOP ovn-ic");
-    for start in (0..FILL).step_by(512) {
-        let end = (start + 512).min(FILL);
-        let ts: Vec<Value> = (start..end)
-            .map(|i| {
-                json!({"op": "insert", "table": "Transit_Switch",
-                            "row": {"name": format!("fill{i}")}})
-            })
-            .collect();
-        let res = env.inb().transact(Value::Array(ts)).expect("filling IC-NB");
-        let dps: Vec<Value> = (start..end)
-            .map(|i| {
-                let mut row = json!({"transit_switch": format!("fill{i}"),
-                                     "tunnel_key": 1024 + i});
-                if has_type {
-                    // The datapath names its transit switch by IC-NB UUID as well.
-                    row["type"] = json!("transit-switch");
-                    row["nb_ic_uuid"] = res[(i - start) as usize]["uuid"].clone();
-                }
-                json!({"op": "insert", "table": "Datapath_Binding", "row": row})
-            })
-            .collect();
-        env.isb()
-            .transact(Value::Array(dps))
-            .expect("filling IC-SB");
-    }
-    kill(pid, Signal::SIGCONT).expect("SIGCONT ovn-ic");
-    let synced = wait_until(Duration::from_secs(120), || {
-        env.nb(0)
-            .dump()
-            .is_ok_and(|db| rows(&db, "Logical_Switch").len() as i64 == FILL)
-    });
-    assert!(synced, "az1 never created the {FILL} transit switches");
-    env.ic_nbctl(&["ts-add", "ts-extra"]);
-    wait_log(
-        &env.ics[0],
-        "all transit switch datapath tunnel ids exhausted",
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    let db = env.isb().dump().expect("IC-SB dump");
-    assert!(
-        find(&db, "Datapath_Binding", "transit_switch", "ts-extra").is_none(),
-        "ts-extra got a datapath although every key is taken"
-    );
-    assert_eq!(rows(&db, "Datapath_Binding").len() as i64, FILL);
-
-    // Idle afterwards: no transaction retried, no busy loop.
-    std::thread::sleep(Duration::from_secs(2));
-    let logs = server_logs(&env);
-    let offsets: Vec<usize> = logs.iter().map(|(_, p)| log_len(p)).collect();
-    let zero_before = env.counter(0, "poll_zero_timeout");
-    std::thread::sleep(QUIET);
-    let zero_after = env.counter(0, "poll_zero_timeout");
-    for ((label, path), from) in logs.iter().zip(offsets) {
-        let lines = transacts_since(path, from);
-        assert!(
-            lines.is_empty(),
-            "{label}: transactions while exhausted: {lines:#?}"
-        );
-    }
-    assert!(zero_after.saturating_sub(zero_before) <= MAX_ZERO_TIMEOUTS);
-    let log = env.ics[0].log_text();
-    let n = log.matches("tunnel ids exhausted").count();
-    assert!(n <= MAX_REPEATS, "exhaustion logged {n} times");
-    let mut env = env;
-    assert!(env.ics[0].is_running(), "ovn-ic died:\n{log}");
 }
