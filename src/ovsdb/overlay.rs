@@ -295,10 +295,26 @@ impl<'a> View<'a> {
                 .map(Cow::Borrowed)
                 .collect();
         }
-        self.rows(table)
-            .into_iter()
-            .filter(|r| r.str(column) == value)
-            .collect()
+        // The replica's matches (through its index) as the layers leave them, then the rows
+        // the layers insert or change: no copy of the whole table per lookup.
+        let mut seen = std::collections::HashSet::new();
+        let mut out = vec![];
+        let base = self.replica.find(table, &[column], &[Datum::scalar(value)]);
+        let layered = self
+            .layers
+            .iter()
+            .flat_map(|l| l.table(table).map(|(u, _)| *u));
+        for u in base.iter().map(|r| r.uuid()).chain(layered) {
+            if !seen.insert(u) {
+                continue;
+            }
+            if let Some(row) = self.get(table, u) {
+                if row.str(column) == value {
+                    out.push(row);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -369,6 +385,36 @@ mod tests {
         let mut t = Txn::new("T");
         i.to_txn(&r, &mut t);
         assert_eq!(t.n_writes(), 2);
+    }
+
+    /// A lookup through layers sees inserts, renames and deletes of the layers.
+    #[test]
+    fn find_by_str_through_layers() {
+        let r = replica();
+        let mut l = Intents::new();
+        let c = l.insert("A", vec![("name", Datum::scalar("a"))]);
+        l.update("A", Uuid(2), vec![("name", Datum::scalar("a"))]);
+        let v = View::new(&r).with(&l);
+        let mut got: Vec<Uuid> = v
+            .find_by_str("A", "name", "a")
+            .iter()
+            .map(|r| r.uuid())
+            .collect();
+        got.sort();
+        let mut want = vec![Uuid(1), Uuid(2), c];
+        want.sort();
+        assert_eq!(got, want);
+        let mut l2 = Intents::new();
+        l2.delete("A", Uuid(1));
+        l2.update("A", c, vec![("name", Datum::scalar("z"))]);
+        let v = v.with(&l2);
+        let got: Vec<Uuid> = v
+            .find_by_str("A", "name", "a")
+            .iter()
+            .map(|r| r.uuid())
+            .collect();
+        assert_eq!(got, vec![Uuid(2)]);
+        assert!(v.find_by_str("A", "name", "b").is_empty());
     }
 
     #[test]
