@@ -59,6 +59,11 @@ pub struct PortBindingState {
     /// The local AZ and ISB leadership of the last full run: a scoped run under others cannot
     /// be trusted (every binding changes owner or flavour) and asks for a recompute.
     pub last: Option<(Uuid, bool)>,
+    /// The keys the scoped runs of the current engine run covered, and the hint before the
+    /// first of them: a second scoped run in the same engine run redoes their union from
+    /// there, so the node's result is that of a single scoped run (the order of the steps
+    /// decides which port gets a contested name).
+    pub scoped: Option<(crate::ic::incr::Keys, i64)>,
 }
 
 impl PortBindingState {
@@ -100,6 +105,12 @@ fn smap_with(row: &Row, column: &str, set: &[(&str, &str)], remove: &[&str]) -> 
 /// value read with `smap_get_int` (a malformed or absent value counts as 0) with the key.
 fn tnl_key_differs(row: &Row, key: i64) -> bool {
     smap_int(row.smap_get("options", "requested-tnl-key"), 0) != key
+}
+
+/// The columns of `cols` whose value differs from `row`'s: no intent for what already holds, so
+/// a run on a converged state (e.g. the echo of its own writes) wants nothing at all.
+fn changed<'c>(row: &Row, cols: Vec<(&'c str, Datum)>) -> Vec<(&'c str, Datum)> {
+    cols.into_iter().filter(|(c, d)| row.get(c) != d).collect()
 }
 
 fn str_set<'a>(items: impl IntoIterator<Item = &'a str>) -> Datum {
@@ -372,6 +383,13 @@ impl Run<'_, '_> {
     }
 
     fn update_pb(&mut self, pb: &Row, cols: Vec<(&str, Datum)>) {
+        let cols = match self.pb(pb.uuid()) {
+            Some(now) => changed(&now, cols),
+            None => changed(pb, cols),
+        };
+        if cols.is_empty() {
+            return;
+        }
         // A binding inserted through the locked session this run is updated through it too.
         if self
             .out
@@ -467,8 +485,12 @@ impl Run<'_, '_> {
 }
 
 /// Run the stage. `v` must include the gateway stage's intents (remote chassis), per §4.0.
+///
+/// `out` is replaced: a recompute after handled changes of the same engine run starts over.
 pub fn run(v: &Views, ctx: &Ctx, st: &mut PortBindingState, out: &mut Out) {
+    *out = Out::default();
     st.last = Some((ctx.az, ctx.isb_leader));
+    st.scoped = None;
     let mut work = BTreeSet::new();
     for ts in v.icnb.rows("Transit_Switch") {
         work.extend(Key::Ts(ts.str("name").to_string()).items());
@@ -756,7 +778,10 @@ fn sync_tsp<'a>(
             cols.push(("peer", p));
         }
     }
-    r.out.nb.update("Logical_Switch_Port", lsp_uuid, cols);
+    let cols = changed(&lsp, cols);
+    if !cols.is_empty() {
+        r.out.nb.update("Logical_Switch_Port", lsp_uuid, cols);
+    }
 }
 
 /// TSP → ISB: address (first of the sorted address set, Q13) and gateway (the TSP's chassis).
@@ -1049,15 +1074,17 @@ fn sync_transit_router(r: &mut Run, tr: &Row) {
         }
         let opts = smap_with(&lrp, "options", &set, &remove);
         let networks = str_set(trp.get("networks").strs());
-        r.out.nb.update(
-            "Logical_Router_Port",
-            lrp_uuid,
+        let cols = changed(
+            &lrp,
             vec![
                 ("mac", Datum::scalar(trp.str("mac"))),
                 ("networks", networks),
                 ("options", opts),
             ],
         );
+        if !cols.is_empty() {
+            r.out.nb.update("Logical_Router_Port", lrp_uuid, cols);
+        }
     }
     for lrp in managed.values() {
         lr_ports.remove(&lrp.uuid());

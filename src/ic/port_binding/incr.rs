@@ -475,8 +475,10 @@ const KNOWN: &[&str] = &[
     "Gateway",
 ];
 
-/// Redo the full run's work for `keys` only. `out` holds what the node already wants this run;
-/// the scoped run reads through it (so a key run twice in one run writes nothing twice).
+/// Redo the full run's work for `keys` only. `out` holds what the node already wants this run:
+/// when earlier scoped runs of this engine run made it, the union of their keys and `keys` is
+/// redone from scratch (so several handlers in one engine run give the result of one scoped
+/// run); otherwise the scoped run reads through it.
 pub fn run_scoped(
     v: &Views,
     ctx: &Ctx,
@@ -489,11 +491,27 @@ pub fn run_scoped(
             "no full run yet under this availability zone and ISB leadership",
         ));
     }
-    let mut work: BTreeSet<Item> = BTreeSet::new();
+    let mut all = keys.clone();
     for k in keys {
-        let key = Key::parse(k).ok_or(Unhandled("not a port_binding key"))?;
-        work.extend(key.items());
+        Key::parse(k).ok_or(Unhandled("not a port_binding key"))?;
     }
+    match &st.scoped {
+        _ if out.is_empty() => st.scoped = Some((keys.clone(), st.hint)),
+        Some((before, hint)) => {
+            // Another scoped run of this engine run: redo the union from where it started.
+            all.extend(before.iter().cloned());
+            st.hint = *hint;
+            st.scoped = Some((all.clone(), *hint));
+            *out = Out::default();
+        }
+        // Intents this stage did not make in a scoped run: read through them.
+        None => {}
+    }
+    let work: BTreeSet<Item> = all
+        .iter()
+        .filter_map(|k| Key::parse(k))
+        .flat_map(|k| k.items())
+        .collect();
     if work.is_empty() {
         return Ok(());
     }
@@ -512,3 +530,7 @@ pub fn run_scoped(
     out.merge(&fresh);
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "incr_tests.rs"]
+mod tests;
