@@ -263,6 +263,24 @@ impl Mapper<'_, '_> {
 
     fn map(&mut self, target: Target, table: &str, rows: &[RowChange]) -> Result<(), Unhandled> {
         use Target::*;
+        let input = matches!(
+            (target, table),
+            (
+                Nb,
+                "Logical_Switch" | "Logical_Router" | "Logical_Switch_Port" | "Logical_Router_Port"
+            ) | (Sb, "Chassis" | "Datapath_Binding" | "Port_Binding")
+                | (
+                    IcNb,
+                    "Transit_Switch"
+                        | "Transit_Router"
+                        | "Transit_Switch_Port"
+                        | "Transit_Router_Port"
+                )
+                | (IcSb | IcSbLocked, "Port_Binding")
+        );
+        if !input {
+            return Err(Unhandled("not an input of the port_binding stage"));
+        }
         for c in rows {
             match (target, table) {
                 (Nb, "Logical_Switch") => {
@@ -367,7 +385,8 @@ impl Mapper<'_, '_> {
                     }
                     self.names(c, "logical_port");
                 }
-                _ => return Err(Unhandled("not an input of the port_binding stage")),
+                // Not an input: refused above.
+                _ => {}
             }
         }
         Ok(())

@@ -1280,3 +1280,308 @@ fn scoped_runs_equal_full_runs_on_random_changes() {
     );
     assert!(empty_keys > 20, "{empty_keys}");
 }
+
+/// Full runs from scratch; the changes of the last commit stay tracked (the echo).
+fn converge_tracked(w: &mut World, c: &Ctx, st: &mut PortBindingState) {
+    for _ in 0..8 {
+        let out = full(w, c, st, &Out::default());
+        if effective(w, &out).is_empty() {
+            return;
+        }
+        w.clear();
+        w.commit(&out);
+    }
+    panic!("full runs do not converge");
+}
+
+#[test]
+fn echo_of_own_writes_maps_to_keys_that_want_nothing() {
+    for leader in [true, false] {
+        let c = ctx(leader);
+        let mut w = world();
+        let mut st = PortBindingState::default();
+        converge_tracked(&mut w, &c, &mut st);
+        // What came back: our bindings, LSPs/LRPs and their datapaths' port lists.
+        assert!(w.icsb.table_changed("Port_Binding"));
+        assert!(w.nb.table_changed("Logical_Switch_Port"));
+        let keys = table_keys(&w, &c, &Out::default());
+        assert!(!keys.is_empty());
+        let out = scoped(&w, &c, &mut st, &keys, &Out::default());
+        assert!(out.is_empty(), "leader {leader}: {out:#?}");
+    }
+}
+
+#[test]
+fn a_change_maps_to_its_own_datapath_only() {
+    let c = ctx(true);
+    let mut w = world();
+    let mut st = PortBindingState::default();
+    converge(&mut w, &c, &mut st);
+    let keys_now = |w: &mut World| {
+        let k = table_keys(w, &c, &Out::default());
+        w.clear();
+        k
+    };
+    let one = |k: &str| -> Keys { [k.to_string()].into_iter().collect() };
+
+    // The gateway port of ts1's legacy router port moves to another chassis.
+    let cr = w.find(Target::Sb, "Port_Binding", "logical_port", "cr-lrp1")[0];
+    let gw2 = w.find(Target::Sb, "Chassis", "name", "gw2")[0];
+    w.set(Target::Sb, "Port_Binding", cr, "chassis", r(gw2));
+    assert_eq!(keys_now(&mut w), one("ts:ts1"));
+    // Another AZ's binding on ts2 changes its gateway.
+    let r2 = w.find(Target::IcSb, "Port_Binding", "logical_port", "r2")[0];
+    w.set(Target::IcSb, "Port_Binding", r2, "gateway", json!("gw9"));
+    assert_eq!(keys_now(&mut w), one("ts:ts2"));
+    // A legacy port of ts1 changes.
+    let l2 = w.find(Target::Nb, "Logical_Switch_Port", "name", "l2")[0];
+    w.set(
+        Target::Nb,
+        "Logical_Switch_Port",
+        l2,
+        "addresses",
+        s(&["aa:00:00:00:00:99"]),
+    );
+    assert_eq!(keys_now(&mut w), one("ts:ts1"));
+    if w.has(Target::IcNb, "Transit_Switch_Port") {
+        let p3 = w.find(Target::IcNb, "Transit_Switch_Port", "name", "p3")[0];
+        w.set(
+            Target::IcNb,
+            "Transit_Switch_Port",
+            p3,
+            "addresses",
+            s(&["aa:00:00:00:00:98"]),
+        );
+        assert_eq!(keys_now(&mut w), one("ts:ts2"));
+    }
+    if w.has(Target::IcNb, "Transit_Router_Port") {
+        let t1 = w.find(Target::IcNb, "Transit_Router_Port", "name", "t1")[0];
+        w.set(
+            Target::IcNb,
+            "Transit_Router_Port",
+            t1,
+            "mac",
+            json!("aa:00:00:00:00:97"),
+        );
+        assert_eq!(keys_now(&mut w), one("tr:tr1"));
+    }
+
+    // Columns the stage never reads, and ports of other switches.
+    let ls = ls_image(&w, "ts1").expect("image");
+    w.set_key(
+        Target::Nb,
+        "Logical_Switch",
+        ls,
+        "external_ids",
+        "x",
+        Some("y"),
+    );
+    let ch = w.find(Target::Sb, "Chassis", "name", "gw1")[0];
+    w.set(Target::Sb, "Chassis", ch, "hostname", json!("moved"));
+    w.set(Target::Nb, "Logical_Switch_Port", l2, "up", json!(true));
+    let user = w.insert(Target::Nb, "Logical_Switch", json!({"name": "user"}));
+    let vm = w.insert(Target::Nb, "Logical_Switch_Port", json!({"name": "vm1"}));
+    w.set_uuids(Target::Nb, "Logical_Switch", user, "ports", &[vm]);
+    let dp = w.all(Target::Sb, "Datapath_Binding")[0];
+    w.insert(
+        Target::Sb,
+        "Port_Binding",
+        json!({"logical_port": "vm1", "datapath": r(dp), "tunnel_key": 30}),
+    );
+    assert_eq!(keys_now(&mut w), Keys::new());
+}
+
+/// A binding a scoped step deletes frees its name for a later step in the same run, as in the
+/// full run: a transit router port blocked by a switch port's binding of the same name gets
+/// its binding once that switch port goes.
+#[test]
+fn a_name_freed_by_a_scoped_step_is_used_by_later_steps() {
+    let c = ctx(true);
+    let mut w = world();
+    if !w.has(Target::IcNb, "Transit_Router") {
+        return;
+    }
+    add_tsp(&mut w, "ts1", "x", "gw1", "", "");
+    add_trp(&mut w, "tr1", "x", "gw1");
+    let mut st = PortBindingState::default();
+    converge(&mut w, &c, &mut st);
+    let x = w.find(Target::IcSb, "Port_Binding", "logical_port", "x");
+    assert_eq!(x.len(), 1);
+    let xrow = w.icsb.get("Port_Binding", x[0]).expect("binding");
+    assert_eq!(xrow.str("transit_switch"), "ts1");
+
+    let ts1 = ts_uuid(&w, "ts1").expect("ts1");
+    let tsp = w
+        .uuids(Target::IcNb, "Transit_Switch", ts1, "ports")
+        .into_iter()
+        .find(|p| {
+            w.icnb
+                .get("Transit_Switch_Port", *p)
+                .is_some_and(|r| r.str("name") == "x")
+        })
+        .expect("tsp x");
+    unlink(
+        &mut w,
+        Target::IcNb,
+        "Transit_Switch",
+        ts1,
+        "ports",
+        "Transit_Switch_Port",
+        tsp,
+    );
+    let keys = table_keys(&w, &c, &Out::default());
+    assert_eq!(keys, ["ts:ts1".to_string()].into_iter().collect());
+    let mut st_full = st.clone();
+    let f = full(&w, &c, &mut st_full, &Out::default());
+    let i = scoped(&w, &c, &mut st, &keys, &Out::default());
+    assert_eq!(effective(&w, &i), effective(&w, &f));
+    assert_eq!(st.hint, st_full.hint);
+    let created: Vec<String> = i
+        .icsb
+        .table("Port_Binding")
+        .filter_map(|(_, ri)| match ri {
+            RowIntent::Insert(cols) => Some(format!(
+                "{} {}",
+                cols["transit_switch"].to_json(),
+                cols["logical_port"].to_json()
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created, vec!["\"tr1\" \"x\"".to_string()]);
+}
+
+#[test]
+fn earlier_stage_writes_map_to_keys() {
+    let c = ctx(true);
+    let mut w = world();
+    let mut st = PortBindingState::default();
+    converge(&mut w, &c, &mut st);
+    let v = w.views();
+
+    // The TS stage creates the NB image of ts3.
+    let mut up = Out::default();
+    up.nb.insert(
+        "Logical_Switch",
+        vec![
+            ("name", Datum::scalar("ts3")),
+            ("other_config", Datum::smap([("interconn-ts", "ts3")])),
+        ],
+    );
+    assert_eq!(
+        keys_for_stage(&v.with(&up), &c, &up),
+        Ok(["ts:ts3".to_string()].into_iter().collect())
+    );
+
+    // The gateway stage adds a remote chassis named like a managed port's chassis.
+    let mut up = Out::default();
+    up.sb.insert(
+        "Chassis",
+        vec![
+            ("name", Datum::scalar("gw1")),
+            ("other_config", Datum::smap([("is-remote", "true")])),
+        ],
+    );
+    up.sb
+        .insert("Encap", vec![("ip", Datum::scalar("10.0.0.1"))]);
+    up.icsb
+        .insert("Gateway", vec![("name", Datum::scalar("gw1"))]);
+    let keys = keys_for_stage(&v.with(&up), &c, &up).expect("handled");
+    assert!(keys.contains("ts:ts1"), "{keys:?}");
+
+    // Updates that change nothing, and tables the stage never reads.
+    let mut up = Out::default();
+    let ls = ls_image(&w, "ts1").expect("image");
+    let oc =
+        w.nb.get("Logical_Switch", ls)
+            .expect("ls")
+            .get("other_config")
+            .clone();
+    up.nb
+        .update("Logical_Switch", ls, vec![("other_config", oc)]);
+    up.icsb_locked.insert(
+        "Datapath_Binding",
+        vec![("transit_switch", Datum::scalar("ts9"))],
+    );
+    assert_eq!(keys_for_stage(&v.with(&up), &c, &up), Ok(Keys::new()));
+
+    // The local AZ row written, or a table nobody expects: recompute.
+    let mut up = Out::default();
+    up.icsb
+        .insert("Availability_Zone", vec![("name", Datum::scalar("az1"))]);
+    assert!(keys_for_stage(&v.with(&up), &c, &up).is_err());
+    let mut up = Out::default();
+    up.nb
+        .insert("Address_Set", vec![("name", Datum::scalar("as"))]);
+    assert!(keys_for_stage(&v.with(&up), &c, &up).is_err());
+    assert!(keys_for_table(&v, &c, Target::Nb, "Address_Set", &[]).is_err());
+}
+
+#[test]
+fn scoped_runs_need_a_full_run_under_the_same_az_and_leadership() {
+    let c = ctx(true);
+    let mut w = world();
+    let keys: Keys = ["ts:ts1".to_string()].into_iter().collect();
+    let mut st = PortBindingState::default();
+    let v = w.views();
+    assert!(run_scoped(&v, &c, &mut st, &keys, &mut Out::default()).is_err());
+    drop(v);
+    converge(&mut w, &c, &mut st);
+    let v = w.views();
+    assert_eq!(
+        run_scoped(&v, &c, &mut st, &keys, &mut Out::default()),
+        Ok(())
+    );
+    assert!(run_scoped(&v, &ctx(false), &mut st, &keys, &mut Out::default()).is_err());
+    let mut other = c.clone();
+    other.az = uu(AZ2);
+    assert!(run_scoped(&v, &other, &mut st, &keys, &mut Out::default()).is_err());
+    let bad: Keys = ["ls:ts1".to_string()].into_iter().collect();
+    assert!(run_scoped(&v, &c, &mut st, &bad, &mut Out::default()).is_err());
+}
+
+/// Two handlers of one engine run, the first with a later datapath: the second redoes the
+/// union, so the earlier datapath still wins a contested name as in the full run.
+#[test]
+fn several_scoped_runs_in_one_engine_run_act_as_one() {
+    let c = ctx(true);
+    let mut w = world();
+    if !w.has(Target::IcNb, "Transit_Router") {
+        return;
+    }
+    add_tsp(&mut w, "ts1", "y", "gw1", "", "");
+    add_trp(&mut w, "tr1", "y", "gw1");
+    add_remote_pb(&mut w, "ts2", "y", 6, "rgw", false);
+    let mut st = PortBindingState::default();
+    converge(&mut w, &c, &mut st);
+    let y = w.find(Target::IcSb, "Port_Binding", "logical_port", "y");
+    assert_eq!(y.len(), 1, "only the other AZ's binding");
+    // The other AZ's binding goes: both ports may now take the name.
+    w.delete(Target::IcSb, "Port_Binding", y[0]);
+    let keys = table_keys(&w, &c, &Out::default());
+    assert!(
+        keys.contains("ts:ts1") && keys.contains("tr:tr1"),
+        "{keys:?}"
+    );
+    let mut st_full = st.clone();
+    let f = full(&w, &c, &mut st_full, &Out::default());
+    let v = w.views();
+    let mut out = Out::default();
+    let first: Keys = ["tr:tr1".to_string()].into_iter().collect();
+    run_scoped(&v, &c, &mut st, &first, &mut out).expect("handled");
+    assert!(!out.is_empty(), "the router port took the name alone");
+    let rest: Keys = keys.difference(&first).cloned().collect();
+    run_scoped(&v, &c, &mut st, &rest, &mut out).expect("handled");
+    assert_eq!(effective(&w, &out), effective(&w, &f));
+    assert_eq!(st.hint, st_full.hint);
+    let created: Vec<String> = out
+        .icsb
+        .table("Port_Binding")
+        .chain(out.icsb_locked.table("Port_Binding"))
+        .filter_map(|(_, ri)| match ri {
+            RowIntent::Insert(cols) => Some(cols["transit_switch"].to_json().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created, vec!["\"ts1\"".to_string()]);
+}
