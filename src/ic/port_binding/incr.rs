@@ -385,8 +385,7 @@ impl Mapper<'_, '_> {
                     }
                     self.names(c, "logical_port");
                 }
-                // Not an input: refused above.
-                _ => {}
+                _ => return Err(Unhandled("not an input of the port_binding stage")),
             }
         }
         Ok(())
