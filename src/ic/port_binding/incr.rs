@@ -84,7 +84,7 @@ struct Topo {
     /// IC-NB ports listed by a transit switch / router.
     tsp: HashMap<Uuid, Keys>,
     trp: HashMap<Uuid, Keys>,
-    /// Port names a key may create a row of (checked against the taken-name sets).
+    /// Transit port names (a key may create rows of that name).
     name: HashMap<String, Keys>,
     /// SB `Port_Binding` rows read by `logical_port`.
     sb_pb: HashMap<String, Keys>,
@@ -93,6 +93,9 @@ struct Topo {
     chassis: HashMap<Uuid, Keys>,
     /// SB datapaths read (the router id of legacy ports).
     dp: HashMap<Uuid, Keys>,
+    /// Every transit switch name.
+    ts_names: Vec<String>,
+    have: Need,
 }
 
 fn add<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Keys>, k: K, key: &str) {
@@ -104,61 +107,135 @@ fn get<'m>(m: &'m HashMap<String, Keys>, k: &str) -> impl Iterator<Item = &'m St
     m.get(k).into_iter().flatten()
 }
 
+/// The parts of the dependency index a mapping needs (each is built at most once per call).
+#[derive(Debug, Default, Clone, Copy)]
+struct Need {
+    /// IC-NB: transit ports by UUID, their names and chassis.
+    ic: bool,
+    /// NB images: their ports by UUID.
+    nb: bool,
+    /// The SB rows and gateways legacy ports read.
+    legacy: bool,
+}
+
+const IC: Need = Need {
+    ic: true,
+    nb: false,
+    legacy: false,
+};
+const NB: Need = Need {
+    ic: false,
+    nb: true,
+    legacy: false,
+};
+const LEGACY: Need = Need {
+    ic: false,
+    nb: false,
+    legacy: true,
+};
+const NAMES: Need = IC;
+const CHASSIS_NAMES: Need = Need {
+    ic: true,
+    nb: false,
+    legacy: true,
+};
+
+/// The NB images of transit switch `name` (as the sync looks them up).
+fn ls_images<'a>(v: &Views<'a>, name: &str) -> Vec<Cow<'a, Row>> {
+    v.nb.find_by_str("Logical_Switch", "name", name)
+        .into_iter()
+        .filter(|ls| ls.smap_get("other_config", "interconn-ts") == Some(name))
+        .collect()
+}
+
 impl Topo {
-    fn build(v: &Views) -> Topo {
-        let mut t = Topo::default();
-        for ts in v.icnb.rows("Transit_Switch") {
-            let name = ts.str("name");
-            let key = Key::Ts(name.to_string()).encode();
-            for u in ts.get("ports").uuids() {
-                add(&mut t.tsp, u, &key);
-                if let Some(tsp) = v.icnb.get("Transit_Switch_Port", u) {
-                    add(&mut t.name, tsp.str("name").to_string(), &key);
-                    add(&mut t.chassis_name, tsp.str("chassis").to_string(), &key);
+    /// Build the parts of `need` not built yet.
+    fn ensure(&mut self, v: &Views, need: Need) {
+        if need.ic && !self.have.ic {
+            self.have.ic = true;
+            self.build_ic(v);
+        }
+        if need.nb && !self.have.nb {
+            self.have.nb = true;
+            self.build_nb(v);
+        }
+        if need.legacy && !self.have.legacy {
+            self.have.legacy = true;
+            self.build_legacy(v);
+        }
+    }
+
+    fn build_ic(&mut self, v: &Views) {
+        for (table, ports, kind) in [
+            (
+                "Transit_Switch",
+                "Transit_Switch_Port",
+                Key::Ts as fn(String) -> Key,
+            ),
+            ("Transit_Router", "Transit_Router_Port", Key::Tr),
+        ] {
+            for dp in v.icnb.rows(table) {
+                if table == "Transit_Switch" {
+                    self.ts_names.push(dp.str("name").to_string());
                 }
-            }
-            for ls in v.nb.find_by_str("Logical_Switch", "name", name) {
-                if ls.smap_get("other_config", "interconn-ts") != Some(name) {
-                    continue;
-                }
-                for u in ls.get("ports").uuids() {
-                    add(&mut t.lsp, u, &key);
-                    if let Some(lsp) = v.nb.get("Logical_Switch_Port", u) {
-                        t.legacy_port(v, &lsp, &key);
+                let key = kind(dp.str("name").to_string()).encode();
+                for u in dp.get("ports").uuids() {
+                    let m = if table == "Transit_Switch" {
+                        &mut self.tsp
+                    } else {
+                        &mut self.trp
+                    };
+                    add(m, u, &key);
+                    if let Some(p) = v.icnb.get(ports, u) {
+                        add(&mut self.name, p.str("name").to_string(), &key);
+                        add(&mut self.chassis_name, p.str("chassis").to_string(), &key);
                     }
                 }
             }
-            // Other AZs' bindings become remote LSPs of that name.
-            for pb in v.icsb.find_by_str("Port_Binding", "transit_switch", name) {
-                add(&mut t.name, pb.str("logical_port").to_string(), &key);
+        }
+    }
+
+    fn build_nb(&mut self, v: &Views) {
+        for ts in v.icnb.rows("Transit_Switch") {
+            let name = ts.str("name");
+            let key = Key::Ts(name.to_string()).encode();
+            for ls in ls_images(v, name) {
+                for u in ls.get("ports").uuids() {
+                    add(&mut self.lsp, u, &key);
+                }
             }
         }
         for tr in v.icnb.rows("Transit_Router") {
             let name = tr.str("name");
             let key = Key::Tr(name.to_string()).encode();
-            for u in tr.get("ports").uuids() {
-                add(&mut t.trp, u, &key);
-                if let Some(trp) = v.icnb.get("Transit_Router_Port", u) {
-                    add(&mut t.name, trp.str("name").to_string(), &key);
-                    add(&mut t.chassis_name, trp.str("chassis").to_string(), &key);
-                }
-            }
             for lr in v.nb.find_by_str("Logical_Router", "name", name) {
                 if lr.smap_get("options", "interconn-tr").is_none() {
                     continue;
                 }
                 for u in lr.get("ports").uuids() {
-                    add(&mut t.lrp, u, &key);
+                    add(&mut self.lrp, u, &key);
                 }
             }
         }
-        t
+    }
+
+    fn build_legacy(&mut self, v: &Views) {
+        for ts in v.icnb.rows("Transit_Switch") {
+            let name = ts.str("name");
+            let key = Key::Ts(name.to_string()).encode();
+            for ls in ls_images(v, name) {
+                for u in ls.get("ports").uuids() {
+                    if let Some(lsp) = v.nb.get("Logical_Switch_Port", u) {
+                        self.legacy_port(v, &lsp, &key);
+                    }
+                }
+            }
+        }
     }
 
     /// What a port of a transit switch's NB image reads besides itself.
     fn legacy_port(&mut self, v: &Views, lsp: &Row, key: &str) {
         let name = lsp.str("name");
-        add(&mut self.name, name.to_string(), key);
         if lsp.smap_get("options", "interconn-tsp").is_some() {
             return;
         }
@@ -190,9 +267,35 @@ impl Topo {
         }
     }
 
+    /// The keys that may create a row named `name` (a name freed or taken): the datapaths with
+    /// a transit port of that name, with an NB port of that name on their image, or with
+    /// another AZ's binding of that name (its remote LSP).
+    fn keys_for_name(&mut self, v: &Views, name: &str) -> Keys {
+        self.ensure(v, NAMES);
+        let mut keys: Keys = get(&self.name, name).cloned().collect();
+        for pb in v.icsb.find_by_str("Port_Binding", "logical_port", name) {
+            keys.insert(Key::Ts(pb.str("transit_switch").to_string()).encode());
+        }
+        let lsps = v.nb.find_by_str("Logical_Switch_Port", "name", name);
+        if !lsps.is_empty() {
+            for ts in &self.ts_names {
+                let on_image = ls_images(v, ts).iter().any(|ls| {
+                    ls.get("ports")
+                        .uuids()
+                        .any(|u| lsps.iter().any(|l| l.uuid() == u))
+                });
+                if on_image {
+                    keys.insert(Key::Ts(ts.clone()).encode());
+                }
+            }
+        }
+        keys
+    }
+
     /// The steps that may use `name` once a step freed it.
-    fn steps_for_name(&self, name: &str) -> Vec<Item> {
-        get(&self.name, name)
+    fn steps_for_name(&mut self, v: &Views, name: &str) -> Vec<Item> {
+        self.keys_for_name(v, name)
+            .iter()
             .filter_map(|k| Key::parse(k))
             .flat_map(|k| k.items())
             .collect()
@@ -226,29 +329,43 @@ struct Mapper<'v, 'a> {
 }
 
 impl Mapper<'_, '_> {
-    fn topo(&mut self) -> &Topo {
+    fn add_from(&mut self, need: Need, f: impl Fn(&Topo) -> Vec<String>) {
         let v = self.v;
-        self.topo.get_or_insert_with(|| Topo::build(v))
+        let t = self.topo.get_or_insert_with(Topo::default);
+        t.ensure(v, need);
+        let ks = f(t);
+        self.keys.extend(ks);
     }
 
     fn add(&mut self, k: Key) {
         self.keys.insert(k.encode());
     }
 
-    fn add_from(&mut self, f: impl Fn(&Topo) -> Vec<String>) {
-        let ks = f(self.topo());
+    /// The keys with a port of `name` (a name freed or taken).
+    fn named(&mut self, name: &str) {
+        let v = self.v;
+        let ks = self
+            .topo
+            .get_or_insert_with(Topo::default)
+            .keys_for_name(v, name);
         self.keys.extend(ks);
     }
 
-    /// The keys with a port of `name` (a name freed or taken).
-    fn named(&mut self, name: &str) {
-        let name = name.to_string();
-        self.add_from(|t| get(&t.name, name.as_str()).cloned().collect());
+    /// The keys that read a changed row (a chassis, a datapath) in the current state.
+    fn by_uuid(&mut self, c: &RowChange, need: Need, pick: fn(&Topo) -> &HashMap<Uuid, Keys>) {
+        if let Some(u) = uuid_of(c) {
+            self.add_from(need, |t| {
+                pick(t).get(&u).into_iter().flatten().cloned().collect()
+            });
+        }
     }
 
-    fn by_uuid(&mut self, c: &RowChange, pick: fn(&Topo) -> &HashMap<Uuid, Keys>) {
-        if let Some(u) = uuid_of(c) {
-            self.add_from(|t| pick(t).get(&u).into_iter().flatten().cloned().collect());
+    /// The datapath listing a changed port. Only updates matter: an inserted port is listed by
+    /// its datapath's row, changed in the same transaction (ports are non-root rows), and a
+    /// deleted one is no longer listed (that change of its datapath maps it).
+    fn port(&mut self, c: &RowChange, need: Need, pick: fn(&Topo) -> &HashMap<Uuid, Keys>) {
+        if c.0.is_some() && c.1.is_some() {
+            self.by_uuid(c, need, pick);
         }
     }
 
@@ -312,13 +429,13 @@ impl Mapper<'_, '_> {
                 }
                 (Nb, "Logical_Switch_Port") => {
                     if touches(c, &["name", "type", "options", "addresses", "peer"]) {
-                        self.by_uuid(c, |t| &t.lsp);
+                        self.port(c, NB, |t| &t.lsp);
                         self.names(c, "name");
                     }
                 }
                 (Nb, "Logical_Router_Port") => {
                     if touches(c, &["name", "options", "mac", "networks"]) {
-                        self.by_uuid(c, |t| &t.lrp);
+                        self.port(c, NB, |t| &t.lrp);
                         self.names(c, "name");
                     }
                 }
@@ -332,16 +449,18 @@ impl Mapper<'_, '_> {
                         _ => true,
                     };
                     if relevant {
-                        self.by_uuid(c, |t| &t.chassis);
+                        self.by_uuid(c, LEGACY, |t| &t.chassis);
                         for r in sides(c) {
                             let n = r.str("name").to_string();
-                            self.add_from(|t| get(&t.chassis_name, n.as_str()).cloned().collect());
+                            self.add_from(CHASSIS_NAMES, |t| {
+                                get(&t.chassis_name, n.as_str()).cloned().collect()
+                            });
                         }
                     }
                 }
                 (Sb, "Datapath_Binding") => {
                     if touches(c, &["type", "nb_uuid", "external_ids"]) {
-                        self.by_uuid(c, |t| &t.dp);
+                        self.by_uuid(c, LEGACY, |t| &t.dp);
                     }
                 }
                 (Sb, "Port_Binding") => {
@@ -351,7 +470,7 @@ impl Mapper<'_, '_> {
                     ) {
                         for r in sides(c) {
                             let n = r.str("logical_port").to_string();
-                            self.add_from(|t| get(&t.sb_pb, n.as_str()).cloned().collect());
+                            self.add_from(LEGACY, |t| get(&t.sb_pb, n.as_str()).cloned().collect());
                         }
                     }
                 }
@@ -371,12 +490,12 @@ impl Mapper<'_, '_> {
                 }
                 (IcNb, "Transit_Switch_Port") => {
                     if touches(c, &["name", "type", "chassis", "peer", "addresses"]) {
-                        self.by_uuid(c, |t| &t.tsp);
+                        self.port(c, IC, |t| &t.tsp);
                     }
                 }
                 (IcNb, "Transit_Router_Port") => {
                     if touches(c, &["name", "chassis", "mac", "networks"]) {
-                        self.by_uuid(c, |t| &t.trp);
+                        self.port(c, IC, |t| &t.trp);
                     }
                 }
                 (IcSb | IcSbLocked, "Port_Binding") => {
@@ -540,8 +659,8 @@ pub fn run_scoped(
         let mut topo: Option<Topo> = None;
         let mut r = Run::new(&v, ctx, st, &mut fresh, false);
         r.drive(work, |name| {
-            topo.get_or_insert_with(|| Topo::build(&v))
-                .steps_for_name(name)
+            topo.get_or_insert_with(Topo::default)
+                .steps_for_name(&v, name)
         });
     }
     *out = prev;

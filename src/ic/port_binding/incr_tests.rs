@@ -1585,3 +1585,111 @@ fn several_scoped_runs_in_one_engine_run_act_as_one() {
         .collect();
     assert_eq!(created, vec!["\"ts1\"".to_string()]);
 }
+
+/// Cost of one port change on a larger interconnection, scoped vs full (prints; run with
+/// `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn measure_one_port_change() {
+    let c = ctx(true);
+    let mut w = world();
+    if !w.has(Target::IcNb, "Transit_Switch_Port") {
+        return;
+    }
+    for t in 0..200 {
+        let ts = format!("big{t:03}");
+        add_ts(&mut w, &ts, true);
+        for p in 0..5 {
+            add_tsp(&mut w, &ts, &format!("{ts}-p{p}"), "gw1", "", "");
+            add_remote_pb(&mut w, &ts, &format!("{ts}-r{p}"), 100 + p, "rgw", false);
+        }
+    }
+    let mut st = PortBindingState::default();
+    converge(&mut w, &c, &mut st);
+    let x = w.find(Target::IcNb, "Transit_Switch_Port", "name", "big100-p3")[0];
+    w.set(
+        Target::IcNb,
+        "Transit_Switch_Port",
+        x,
+        "addresses",
+        s(&["aa:00:00:00:0c:0c"]),
+    );
+    let t0 = std::time::Instant::now();
+    let keys = table_keys(&w, &c, &Out::default());
+    let keys_t = t0.elapsed();
+    let i = scoped(&w, &c, &mut st.clone(), &keys, &Out::default());
+    let scoped_t = t0.elapsed() - keys_t;
+    let t0 = std::time::Instant::now();
+    let f = full(&w, &c, &mut st.clone(), &Out::default());
+    let full_t = t0.elapsed();
+    assert_eq!(effective(&w, &i), effective(&w, &f));
+    eprintln!(
+        "1000 local + 1000 remote ports on 200 switches: keys {keys:?} in {keys_t:?}; scoped run {scoped_t:?}; full run {full_t:?}"
+    );
+    // A VM port created elsewhere, and a SB binding of a legacy port changing.
+    w.clear();
+    let user = w.insert(Target::Nb, "Logical_Switch", json!({"name": "user"}));
+    let vm = w.insert(Target::Nb, "Logical_Switch_Port", json!({"name": "vm1"}));
+    w.set_uuids(Target::Nb, "Logical_Switch", user, "ports", &[vm]);
+    let t0 = std::time::Instant::now();
+    let keys = table_keys(&w, &c, &Out::default());
+    eprintln!("VM port created: keys {keys:?} in {:?}", t0.elapsed());
+    w.clear();
+    let cr = w.find(Target::Sb, "Port_Binding", "logical_port", "cr-lrp1")[0];
+    w.set(Target::Sb, "Port_Binding", cr, "chassis", s(&[]));
+    let t0 = std::time::Instant::now();
+    let keys = table_keys(&w, &c, &Out::default());
+    eprintln!("gateway port unbound: keys {keys:?} in {:?}", t0.elapsed());
+}
+
+/// A port blocked by a name taken elsewhere is created once that name is freed by a change
+/// on another datapath or outside the interconnection.
+#[test]
+fn names_freed_elsewhere_unblock_ports() {
+    let c = ctx(true);
+    let mut w = world();
+    // Another AZ's binding "zz" on ts1 whose remote LSP is blocked by a user port "zz".
+    add_remote_pb(&mut w, "ts1", "zz", 6, "rgw", false);
+    let user = w.insert(Target::Nb, "Logical_Switch", json!({"name": "user"}));
+    let zz = w.insert(Target::Nb, "Logical_Switch_Port", json!({"name": "zz"}));
+    w.set_uuids(Target::Nb, "Logical_Switch", user, "ports", &[zz]);
+    // A legacy router port "q" on ts1 whose binding is blocked by another AZ's "q" on ts2.
+    let dp = w.all(Target::Sb, "Datapath_Binding")[0];
+    add_legacy(&mut w, "ts1", "q", "router", Some(dp));
+    add_remote_pb(&mut w, "ts2", "q", 6, "rgw", false);
+    let mut st = PortBindingState::default();
+    converge(&mut w, &c, &mut st);
+    assert_eq!(
+        w.find(Target::Nb, "Logical_Switch_Port", "name", "zz")
+            .len(),
+        1
+    );
+
+    let check = |w: &mut World, st: &mut PortBindingState, what: &str| {
+        let keys = table_keys(w, &c, &Out::default());
+        assert!(keys.contains("ts:ts1"), "{what}: {keys:?}");
+        let mut st_full = st.clone();
+        let f = full(w, &c, &mut st_full, &Out::default());
+        let i = scoped(w, &c, st, &keys, &Out::default());
+        let e = effective(w, &i);
+        assert!(!e.is_empty(), "{what}");
+        assert_eq!(e, effective(w, &f), "{what}");
+        w.clear();
+        w.commit(&i);
+        w.clear();
+    };
+    unlink(
+        &mut w,
+        Target::Nb,
+        "Logical_Switch",
+        user,
+        "ports",
+        "Logical_Switch_Port",
+        zz,
+    );
+    check(&mut w, &mut st, "user port zz deleted");
+    let q = w.find(Target::IcSb, "Port_Binding", "logical_port", "q");
+    assert_eq!(q.len(), 1);
+    w.delete(Target::IcSb, "Port_Binding", q[0]);
+    check(&mut w, &mut st, "other AZ's binding q deleted");
+}
