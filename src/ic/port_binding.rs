@@ -33,8 +33,12 @@ use tracing::debug;
 use super::util::{allocate_key, smap_int};
 use super::{Ctx, Out, Views};
 use crate::ovsdb::datum::{Atom, Datum};
+use crate::ovsdb::overlay::View;
 use crate::ovsdb::replica::Row;
 use crate::ovsdb::Uuid;
+
+mod incr;
+pub use incr::{keys_for_stage, keys_for_table, run_scoped, Key};
 
 /// Rate limits of this stage's warnings (upstream: 5/min burst 1; exhaustion 1/min).
 static WARN_RL: crate::daemon::vlog::RateLimit = crate::daemon::vlog::RateLimit::new(5, 1);
@@ -52,6 +56,14 @@ pub const TYPE_TR_PORT: &str = "transit-router-port";
 pub struct PortBindingState {
     /// Last port key handed out (upstream's hint; 0 at start).
     pub hint: i64,
+    /// The local AZ and ISB leadership of the last full run: a scoped run under others cannot
+    /// be trusted (every binding changes owner or flavour) and asks for a recompute.
+    pub last: Option<(Uuid, bool)>,
+    /// The keys the scoped runs of the current engine run covered, and the hint before the
+    /// first of them: a second scoped run in the same engine run redoes their union from
+    /// there, so the node's result is that of a single scoped run (the order of the steps
+    /// decides which port gets a contested name).
+    pub scoped: Option<(crate::ic::incr::Keys, i64)>,
 }
 
 impl PortBindingState {
@@ -95,6 +107,12 @@ fn tnl_key_differs(row: &Row, key: i64) -> bool {
     smap_int(row.smap_get("options", "requested-tnl-key"), 0) != key
 }
 
+/// The columns of `cols` whose value differs from `row`'s: no intent for what already holds, so
+/// a run on a converged state (e.g. the echo of its own writes) wants nothing at all.
+fn changed<'c>(row: &Row, cols: Vec<(&'c str, Datum)>) -> Vec<(&'c str, Datum)> {
+    cols.into_iter().filter(|(c, d)| row.get(c) != d).collect()
+}
+
 fn str_set<'a>(items: impl IntoIterator<Item = &'a str>) -> Datum {
     Datum::set(items.into_iter().map(Atom::from))
 }
@@ -133,6 +151,72 @@ fn split<'a>(pbs: &[Cow<'a, Row>], dp_name: &str, router: bool, az: Uuid) -> Spl
     s
 }
 
+/// The names taken in a unique-indexed column (ISB `logical_port`, NB LSP / LRP `name`): the
+/// view's rows with this run's creations and deletions on top (set semantics, the last one
+/// wins). The full run reads the whole column once; a scoped run looks names up as it goes.
+struct Names<'a> {
+    view: View<'a>,
+    table: &'static str,
+    column: &'static str,
+    all: Option<BTreeSet<String>>,
+    ov: BTreeMap<String, bool>,
+}
+
+impl<'a> Names<'a> {
+    fn new(view: &View<'a>, table: &'static str, column: &'static str, full: bool) -> Names<'a> {
+        let all = full.then(|| {
+            view.rows(table)
+                .iter()
+                .map(|r| r.str(column).to_string())
+                .collect()
+        });
+        Names {
+            view: view.clone(),
+            table,
+            column,
+            all,
+            ov: BTreeMap::new(),
+        }
+    }
+    fn contains(&self, name: &str) -> bool {
+        if let Some(b) = self.ov.get(name) {
+            return *b;
+        }
+        match &self.all {
+            Some(all) => all.contains(name),
+            None => !self
+                .view
+                .find_by_str(self.table, self.column, name)
+                .is_empty(),
+        }
+    }
+    fn insert(&mut self, name: &str) {
+        self.ov.insert(name.to_string(), true);
+    }
+    fn remove(&mut self, name: &str) {
+        self.ov.insert(name.to_string(), false);
+    }
+}
+
+/// The steps of a run, in the full run's order: every transit switch (by name), then the
+/// local switch bindings no switch claimed, every transit router, the router bindings no router
+/// claimed. A unit of work (key) is one datapath name's sync and orphan steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    SyncTs,
+    OrphanTs,
+    SyncTr,
+    OrphanTr,
+}
+
+type Item = (Phase, String);
+
+/// Whether the transit router part runs: IC-NB has transit routers and IC-SB binding types.
+fn tr_supported(v: &Views) -> bool {
+    v.icnb.replica().has_table("Transit_Router")
+        && v.icsb.replica().has_column("Port_Binding", "type")
+}
+
 /// Everything the per-datapath passes need, computed once per run.
 struct Run<'v, 'a> {
     v: &'v Views<'a>,
@@ -140,13 +224,104 @@ struct Run<'v, 'a> {
     st: &'v mut PortBindingState,
     out: &'v mut Out,
     /// ISB logical_port names taken by any binding (unique index).
-    isb_names: BTreeSet<String>,
+    isb_names: Names<'a>,
     /// NB LSP / LRP names in use (unique indexes).
-    nb_lsp_names: BTreeSet<String>,
-    nb_lrp_names: BTreeSet<String>,
+    nb_lsp_names: Names<'a>,
+    nb_lrp_names: Names<'a>,
     /// Port keys allocated in this run, per `transit_switch` value.
     allocated: BTreeMap<String, BTreeSet<i64>>,
     has_pb_type: bool,
+    tr_supported: bool,
+    /// Local bindings a transit switch or router claimed (the other local bindings of its
+    /// datapath name are orphans).
+    claimed: BTreeSet<Uuid>,
+    /// Names freed by this run's deletions since the driver last looked (scoped runs only:
+    /// a later unit of work may now create a port of that name).
+    freed: Option<Vec<String>>,
+}
+
+impl<'v, 'a> Run<'v, 'a> {
+    fn new(
+        v: &'v Views<'a>,
+        ctx: &'v Ctx,
+        st: &'v mut PortBindingState,
+        out: &'v mut Out,
+        full: bool,
+    ) -> Run<'v, 'a> {
+        Run {
+            v,
+            ctx,
+            st,
+            out,
+            isb_names: Names::new(&v.icsb, "Port_Binding", "logical_port", full),
+            nb_lsp_names: Names::new(&v.nb, "Logical_Switch_Port", "name", full),
+            nb_lrp_names: Names::new(&v.nb, "Logical_Router_Port", "name", full),
+            allocated: BTreeMap::new(),
+            has_pb_type: v.icsb.replica().has_column("Port_Binding", "type"),
+            tr_supported: tr_supported(v),
+            claimed: BTreeSet::new(),
+            freed: (!full).then(Vec::new),
+        }
+    }
+
+    /// The ISB bindings on datapath name `dp_name` as the run started.
+    fn bindings(&self, dp_name: &str) -> Vec<Cow<'a, Row>> {
+        self.v
+            .icsb
+            .find_by_str("Port_Binding", "transit_switch", dp_name)
+    }
+
+    fn freed(&mut self, name: &str) {
+        if let Some(f) = self.freed.as_mut() {
+            f.push(name.to_string());
+        }
+    }
+
+    /// One step.
+    fn item(&mut self, (phase, name): &Item) {
+        match phase {
+            Phase::SyncTs => {
+                for ts in self.v.icnb.find_by_str("Transit_Switch", "name", name) {
+                    sync_transit_switch(self, &ts);
+                }
+            }
+            Phase::SyncTr => {
+                if self.tr_supported {
+                    for tr in self.v.icnb.find_by_str("Transit_Router", "name", name) {
+                        sync_transit_router(self, &tr);
+                    }
+                }
+            }
+            Phase::OrphanTs | Phase::OrphanTr => {
+                let router = *phase == Phase::OrphanTr;
+                for pb in self.bindings(name) {
+                    if pb.uuid_of("availability_zone") == Some(self.ctx.az)
+                        && is_router_binding(&pb) == router
+                        && !self.claimed.contains(&pb.uuid())
+                    {
+                        self.delete_pb(&pb);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Run the steps of `work` in order. `cascade` gives, for a name a step freed, the steps
+    /// that may now use it; those after the current step are added (the full run has them
+    /// all already).
+    fn drive(&mut self, mut work: BTreeSet<Item>, mut cascade: impl FnMut(&str) -> Vec<Item>) {
+        while let Some(item) = work.pop_first() {
+            self.item(&item);
+            let freed = self.freed.as_mut().map(std::mem::take).unwrap_or_default();
+            for name in freed {
+                for next in cascade(&name) {
+                    if next > item {
+                        work.insert(next);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Run<'_, '_> {
@@ -189,7 +364,7 @@ impl Run<'_, '_> {
             cols.push(("nb_ic_uuid", Datum::scalar(nb_ic_uuid)));
         }
         cols.extend(extra);
-        self.isb_names.insert(port.to_string());
+        self.isb_names.insert(port);
         let target = if locked {
             &mut self.out.icsb_locked
         } else {
@@ -208,6 +383,13 @@ impl Run<'_, '_> {
     }
 
     fn update_pb(&mut self, pb: &Row, cols: Vec<(&str, Datum)>) {
+        let cols = match self.pb(pb.uuid()) {
+            Some(now) => changed(&now, cols),
+            None => changed(pb, cols),
+        };
+        if cols.is_empty() {
+            return;
+        }
         // A binding inserted through the locked session this run is updated through it too.
         if self
             .out
@@ -226,17 +408,20 @@ impl Run<'_, '_> {
     fn delete_pb(&mut self, pb: &Row) {
         self.out.icsb.delete("Port_Binding", pb.uuid());
         self.isb_names.remove(pb.str("logical_port"));
+        self.freed(pb.str("logical_port"));
     }
 
     /// Delete an NB LSP (the caller drops it from the switch's `ports`); its name is free again.
     fn delete_lsp(&mut self, lsp: &Row) {
         self.out.nb.delete("Logical_Switch_Port", lsp.uuid());
         self.nb_lsp_names.remove(lsp.str("name"));
+        self.freed(lsp.str("name"));
     }
 
     fn delete_lrp(&mut self, lrp: &Row) {
         self.out.nb.delete("Logical_Router_Port", lrp.uuid());
         self.nb_lrp_names.remove(lrp.str("name"));
+        self.freed(lrp.str("name"));
     }
 }
 
@@ -286,7 +471,7 @@ impl Run<'_, '_> {
             }
             return None;
         }
-        names.insert(name.to_string());
+        names.insert(name);
         let u = self.out.nb.insert(
             table,
             vec![
@@ -300,72 +485,35 @@ impl Run<'_, '_> {
 }
 
 /// Run the stage. `v` must include the gateway stage's intents (remote chassis), per §4.0.
+///
+/// `out` is replaced: a recompute after handled changes of the same engine run starts over.
 pub fn run(v: &Views, ctx: &Ctx, st: &mut PortBindingState, out: &mut Out) {
-    let isb_pbs = v.icsb.rows("Port_Binding");
-    let has_pb_type = v.icsb.replica().has_column("Port_Binding", "type");
-    let mut r = Run {
-        v,
-        ctx,
-        st,
-        out,
-        isb_names: isb_pbs
-            .iter()
-            .map(|pb| pb.str("logical_port").to_string())
-            .collect(),
-        nb_lsp_names: v
-            .nb
-            .rows("Logical_Switch_Port")
-            .iter()
-            .map(|p| p.str("name").to_string())
-            .collect(),
-        nb_lrp_names: v
-            .nb
-            .rows("Logical_Router_Port")
-            .iter()
-            .map(|p| p.str("name").to_string())
-            .collect(),
-        allocated: BTreeMap::new(),
-        has_pb_type,
-    };
-    let mut local_switch_pbs: BTreeMap<Uuid, Cow<Row>> = BTreeMap::new();
-    let mut local_router_pbs: BTreeMap<Uuid, Cow<Row>> = BTreeMap::new();
-    for pb in &isb_pbs {
+    *out = Out::default();
+    st.last = Some((ctx.az, ctx.isb_leader));
+    st.scoped = None;
+    let mut work = BTreeSet::new();
+    for ts in v.icnb.rows("Transit_Switch") {
+        work.extend(Key::Ts(ts.str("name").to_string()).items());
+    }
+    if tr_supported(v) {
+        for tr in v.icnb.rows("Transit_Router") {
+            work.extend(Key::Tr(tr.str("name").to_string()).items());
+        }
+    }
+    for pb in v.icsb.rows("Port_Binding") {
         if pb.uuid_of("availability_zone") == Some(ctx.az) {
-            if is_router_binding(pb) {
-                local_router_pbs.insert(pb.uuid(), pb.clone());
+            let phase = if is_router_binding(&pb) {
+                Phase::OrphanTr
             } else {
-                local_switch_pbs.insert(pb.uuid(), pb.clone());
-            }
+                Phase::OrphanTs
+            };
+            work.insert((phase, pb.str("transit_switch").to_string()));
         }
     }
-
-    let mut tss = v.icnb.rows("Transit_Switch");
-    tss.sort_by(|a, b| a.str("name").cmp(b.str("name")));
-    for ts in &tss {
-        sync_transit_switch(&mut r, ts, &isb_pbs, &mut local_switch_pbs);
-    }
-    for pb in local_switch_pbs.values() {
-        r.delete_pb(pb);
-    }
-
-    if v.icnb.replica().has_table("Transit_Router") && has_pb_type {
-        let mut trs = v.icnb.rows("Transit_Router");
-        trs.sort_by(|a, b| a.str("name").cmp(b.str("name")));
-        for tr in &trs {
-            sync_transit_router(&mut r, tr, &isb_pbs, &mut local_router_pbs);
-        }
-    }
-    for pb in local_router_pbs.values() {
-        r.delete_pb(pb);
-    }
+    Run::new(v, ctx, st, out, true).drive(work, |_| vec![]);
 }
 
-fn sync_transit_switch(
-    r: &mut Run,
-    ts: &Row,
-    isb_pbs: &[Cow<Row>],
-    local_all: &mut BTreeMap<Uuid, Cow<Row>>,
-) {
+fn sync_transit_switch(r: &mut Run, ts: &Row) {
     let v = r.v;
     let ts_name = ts.str("name");
     let ls =
@@ -391,10 +539,9 @@ fn sync_transit_switch(
         }
     }
     legacy.sort_by(|a, b| a.str("name").cmp(b.str("name")));
-    let mut s = split(isb_pbs, ts_name, false, r.ctx.az);
-    for pb in s.local.values() {
-        local_all.remove(&pb.uuid());
-    }
+    let pbs = r.bindings(ts_name);
+    let mut s = split(&pbs, ts_name, false, r.ctx.az);
+    r.claimed.extend(s.local.values().map(|pb| pb.uuid()));
 
     // Managed ports (Transit_Switch_Port).
     if v.icnb.replica().has_table("Transit_Switch_Port") {
@@ -512,7 +659,7 @@ fn sync_transit_switch(
             ));
         }
         let u = r.out.nb.insert("Logical_Switch_Port", cols);
-        r.nb_lsp_names.insert(name.to_string());
+        r.nb_lsp_names.insert(name);
         ls_ports.insert(u);
     }
     if ls_ports != ports_before {
@@ -631,7 +778,10 @@ fn sync_tsp<'a>(
             cols.push(("peer", p));
         }
     }
-    r.out.nb.update("Logical_Switch_Port", lsp_uuid, cols);
+    let cols = changed(&lsp, cols);
+    if !cols.is_empty() {
+        r.out.nb.update("Logical_Switch_Port", lsp_uuid, cols);
+    }
 }
 
 /// TSP → ISB: address (first of the sorted address set, Q13) and gateway (the TSP's chassis).
@@ -847,12 +997,7 @@ fn legacy_remote_sync(r: &mut Run, pb: &Row, lsp: &Row, sb_pb: &Row) {
     }
 }
 
-fn sync_transit_router(
-    r: &mut Run,
-    tr: &Row,
-    isb_pbs: &[Cow<Row>],
-    local_all: &mut BTreeMap<Uuid, Cow<Row>>,
-) {
+fn sync_transit_router(r: &mut Run, tr: &Row) {
     let v = r.v;
     let tr_name = tr.str("name");
     let lr =
@@ -873,10 +1018,9 @@ fn sync_transit_router(
             }
         }
     }
-    let mut s = split(isb_pbs, tr_name, true, r.ctx.az);
-    for pb in s.local.values() {
-        local_all.remove(&pb.uuid());
-    }
+    let pbs = r.bindings(tr_name);
+    let mut s = split(&pbs, tr_name, true, r.ctx.az);
+    r.claimed.extend(s.local.values().map(|pb| pb.uuid()));
     let mut trps: Vec<Cow<Row>> = tr
         .get("ports")
         .uuids()
@@ -930,15 +1074,17 @@ fn sync_transit_router(
         }
         let opts = smap_with(&lrp, "options", &set, &remove);
         let networks = str_set(trp.get("networks").strs());
-        r.out.nb.update(
-            "Logical_Router_Port",
-            lrp_uuid,
+        let cols = changed(
+            &lrp,
             vec![
                 ("mac", Datum::scalar(trp.str("mac"))),
                 ("networks", networks),
                 ("options", opts),
             ],
         );
+        if !cols.is_empty() {
+            r.out.nb.update("Logical_Router_Port", lrp_uuid, cols);
+        }
     }
     for lrp in managed.values() {
         lr_ports.remove(&lrp.uuid());
