@@ -222,23 +222,92 @@ fn az_unchanged_handler<D: 'static>(
 
 /// The route node's handler for a stage before it (`h`, whose intents `out_of` gives): nothing
 /// to do unless that stage wants real writes (which the route stage reads through) or the AZ
-/// changed; the table changes behind the stage reach the route node directly.
+/// changed; real writes may move TS ports of routers ([`super::route::incr::on_ports`]); the
+/// table changes behind the stage reach the route node directly.
 fn route_stage_handler<T: 'static>(
-    az: Handle<AzData>,
+    rh: RouteInputs,
     h: Handle<T>,
     out_of: fn(&T) -> &Out,
 ) -> impl FnMut(&EngineCtx<'_, IcInput>, &mut RouteData) -> HandlerResult + Send + 'static {
     move |ctx: &EngineCtx<'_, IcInput>, d: &mut RouteData| {
         let input = ctx.context();
-        let same_az = match (&d.cache, ctx_of(ctx.get(az), input)) {
+        let same_az = match (&d.cache, ctx_of(ctx.get(rh.az), input)) {
             (Some(cache), Some(c)) => cache.az == c.az,
             _ => false,
         };
-        if same_az && !has_real_writes(out_of(ctx.get(h)), input) {
-            d.handled()
-        } else {
+        if !same_az {
+            return HandlerResult::Unhandled;
+        }
+        if !has_real_writes(out_of(ctx.get(h)), input) {
+            return d.handled();
+        }
+        route_ports(ctx, rh, d, &BTreeSet::new(), &BTreeSet::new())
+    }
+}
+
+/// Runs [`super::route::incr::on_ports`] for the route node.
+fn route_ports(
+    ctx: &EngineCtx<'_, IcInput>,
+    rh: RouteInputs,
+    d: &mut RouteData,
+    lrs: &BTreeSet<Uuid>,
+    tses: &BTreeSet<String>,
+) -> HandlerResult {
+    let Some((c, views)) = rh.views(ctx) else {
+        return HandlerResult::Unhandled;
+    };
+    let RouteData { state, cache, out } = d;
+    let Some(cache) = cache.as_mut() else {
+        return HandlerResult::Unhandled;
+    };
+    match super::route::incr::on_ports(&views, &c, state, cache, lrs, tses, out) {
+        Ok(()) => d.handled(),
+        Err(why) => {
+            tracing::debug!(target: "inc_proc_eng", "node: route, not handled: {}", why.0);
             HandlerResult::Unhandled
         }
+    }
+}
+
+/// The route node's handler for tables that may move TS ports of routers (LSPs, TS images,
+/// LRPs, ISB port bindings, INB transit switches).
+fn route_port_table_handler(
+    rh: RouteInputs,
+    h: Handle<TableInput>,
+) -> impl FnMut(&EngineCtx<'_, IcInput>, &mut RouteData) -> HandlerResult + Send + 'static {
+    move |ctx: &EngineCtx<'_, IcInput>, d: &mut RouteData| {
+        let t = ctx.get(h);
+        let Some(target) = t.target else {
+            return HandlerResult::Unhandled;
+        };
+        let input = ctx.context();
+        let changes = table_changes(input, target, t.table);
+        let mut lrs = BTreeSet::new();
+        let mut tses = BTreeSet::new();
+        match (target, t.table) {
+            (Target::Nb, "Logical_Router_Port") => {
+                let Some(cache) = &d.cache else {
+                    return HandlerResult::Unhandled;
+                };
+                let views = Views::new(input.dbs());
+                let changed: BTreeSet<Uuid> = changes.iter().map(|c| c.uuid).collect();
+                lrs = super::route::incr::routers_of_lrps(&views, cache, &changed);
+            }
+            (Target::IcSb, "Port_Binding") | (Target::IcNb, "Transit_Switch") => {
+                let col = if t.table == "Port_Binding" {
+                    "transit_switch"
+                } else {
+                    "name"
+                };
+                for c in &changes {
+                    for row in [c.old, c.new].into_iter().flatten() {
+                        tses.insert(row.str(col).to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+        route_ports(ctx, rh, d, &lrs, &tses)
     }
 }
 
@@ -268,13 +337,28 @@ impl RouteInputs {
     }
 }
 
-/// SB `Learned_Route` / `Datapath_Binding` changed.
-fn sb_learned_handler(ctx: &EngineCtx<'_, IcInput>, d: &mut RouteData) -> HandlerResult {
-    let views = Views::new(ctx.context().dbs());
-    if d.cache.is_some() && super::route::incr::on_sb_learned(&views).is_ok() {
-        d.handled()
-    } else {
-        HandlerResult::Unhandled
+/// SB `Learned_Route` / `Datapath_Binding` changed: refresh the routers they belong to.
+fn route_sb_handler(
+    rh: RouteInputs,
+    h: Handle<TableInput>,
+) -> impl FnMut(&EngineCtx<'_, IcInput>, &mut RouteData) -> HandlerResult + Send + 'static {
+    move |ctx: &EngineCtx<'_, IcInput>, d: &mut RouteData| {
+        let Some((c, views)) = rh.views(ctx) else {
+            return HandlerResult::Unhandled;
+        };
+        let t = ctx.get(h);
+        let changes = ctx.context().sb.changes(t.table);
+        let RouteData { state, cache, out } = d;
+        let Some(cache) = cache.as_mut() else {
+            return HandlerResult::Unhandled;
+        };
+        match super::route::incr::on_sb_rows(&views, &c, state, cache, t.table, &changes, out) {
+            Ok(()) => d.handled(),
+            Err(why) => {
+                tracing::debug!(target: "inc_proc_eng", "node: route, not handled: {}", why.0);
+                HandlerResult::Unhandled
+            }
+        }
     }
 }
 
@@ -664,33 +748,95 @@ impl IcGraph {
                 stage_outcome(&d.out)
             })?;
 
-        let pb = b
-            .node("port_binding", PortBindingData::default())
-            .input(az)
-            .input(gw)
-            .input(ts)
-            .input(tr)
-            .input(i("NB_logical_switch"))
-            .input(i("NB_logical_switch_port"))
-            .input(i("NB_logical_router"))
-            .input(i("NB_logical_router_port"))
-            .input(i("SB_chassis"))
-            .input(i("SB_datapath_binding"))
-            .input(i("SB_port_binding"))
-            .input(i("ICSB_port_binding"))
-            .input(i("ICNB_transit_switch"))
-            .input(i("ICNB_transit_switch_port"))
-            .input(i("ICNB_transit_router"))
-            .input(i("ICNB_transit_router_port"))
-            .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut PortBindingData| {
-                let Some((c, views)) = az_views(ctx, az) else {
-                    return Outcome::Unchanged;
+        // Port bindings: keys are "ts:NAME" / "tr:NAME" (the datapath a port belongs to).
+        let pb_stage_handler = move |h: Handle<StageData>| {
+            move |ctx: &EngineCtx<'_, IcInput>, d: &mut PortBindingData| {
+                let Some((c, views)) = stage_views(ctx, az, &[gw, ts, tr]) else {
+                    return HandlerResult::HandledUnchanged;
                 };
-                let (g, s, r) = (ctx.get(gw), ctx.get(ts), ctx.get(tr));
-                let views = views.with(&g.out).with(&s.out).with(&r.out);
-                port_binding::run(&views, &c, &mut d.state, &mut d.out);
-                Outcome::Updated
-            })?;
+                let keys = port_binding::keys_for_stage(&views, &c, &ctx.get(h).out);
+                let PortBindingData { state, out } = d;
+                scoped("port_binding", keys, out, |k, out| {
+                    port_binding::run_scoped(&views, &c, state, k, out)
+                })
+            }
+        };
+        let pb_table_handler = move |h: Handle<TableInput>| {
+            move |ctx: &EngineCtx<'_, IcInput>, d: &mut PortBindingData| {
+                let Some((c, views)) = stage_views(ctx, az, &[gw, ts, tr]) else {
+                    return HandlerResult::HandledUnchanged;
+                };
+                let t = ctx.get(h);
+                let Some(target) = t.target else {
+                    return HandlerResult::Unhandled;
+                };
+                let changes = table_changes(ctx.context(), target, t.table);
+                let keys = port_binding::keys_for_table(&views, &c, target, t.table, &changes);
+                let PortBindingData { state, out } = d;
+                scoped("port_binding", keys, out, |k, out| {
+                    port_binding::run_scoped(&views, &c, state, k, out)
+                })
+            }
+        };
+        let mut pbb = b
+            .node("port_binding", PortBindingData::default())
+            .input_with_named(az, "port_binding_az_handler", az_unchanged_handler(az))
+            .input_with_named(gw, "port_binding_gateway_handler", pb_stage_handler(gw))
+            .input_with_named(
+                ts,
+                "port_binding_transit_switch_handler",
+                pb_stage_handler(ts),
+            )
+            .input_with_named(
+                tr,
+                "port_binding_transit_router_handler",
+                pb_stage_handler(tr),
+            );
+        for (name, handler) in [
+            ("NB_logical_switch", "port_binding_logical_switch_handler"),
+            (
+                "NB_logical_switch_port",
+                "port_binding_logical_switch_port_handler",
+            ),
+            ("NB_logical_router", "port_binding_logical_router_handler"),
+            (
+                "NB_logical_router_port",
+                "port_binding_logical_router_port_handler",
+            ),
+            ("SB_chassis", "port_binding_sb_chassis_handler"),
+            (
+                "SB_datapath_binding",
+                "port_binding_sb_datapath_binding_handler",
+            ),
+            ("SB_port_binding", "port_binding_sb_port_binding_handler"),
+            ("ICSB_port_binding", "port_binding_isb_port_binding_handler"),
+            (
+                "ICNB_transit_switch",
+                "port_binding_transit_switch_table_handler",
+            ),
+            (
+                "ICNB_transit_switch_port",
+                "port_binding_transit_switch_port_handler",
+            ),
+            (
+                "ICNB_transit_router",
+                "port_binding_transit_router_table_handler",
+            ),
+            (
+                "ICNB_transit_router_port",
+                "port_binding_transit_router_port_handler",
+            ),
+        ] {
+            pbb = pbb.input_with_named(i(name), handler, pb_table_handler(i(name)));
+        }
+        let pb = pbb.recompute(move |ctx: &EngineCtx<IcInput>, d: &mut PortBindingData| {
+            d.out = Out::default();
+            let Some((c, views)) = stage_views(ctx, az, &[gw, ts, tr]) else {
+                return Outcome::Unchanged;
+            };
+            port_binding::run(&views, &c, &mut d.state, &mut d.out);
+            stage_outcome(&d.out)
+        })?;
 
         // Routes (spec ovn-ic-routes.md; incremental per router, see `route::incr`). Besides
         // the stages before it, the node lists every table the stage reads, so that a stage
@@ -731,27 +877,27 @@ impl IcGraph {
             .input_with_named(
                 az,
                 "route_az_handler",
-                route_stage_handler(az, az, |d| &d.out),
+                route_stage_handler(rh, az, |d| &d.out),
             )
             .input_with_named(
                 gw,
                 "route_gateway_handler",
-                route_stage_handler(az, gw, |d| &d.out),
+                route_stage_handler(rh, gw, |d| &d.out),
             )
             .input_with_named(
                 ts,
                 "route_transit_switch_handler",
-                route_stage_handler(az, ts, |d| &d.out),
+                route_stage_handler(rh, ts, |d| &d.out),
             )
             .input_with_named(
                 tr,
                 "route_transit_router_handler",
-                route_stage_handler(az, tr, |d| &d.out),
+                route_stage_handler(rh, tr, |d| &d.out),
             )
             .input_with_named(
                 pb,
                 "route_port_binding_handler",
-                route_stage_handler(az, pb, |d| &d.out),
+                route_stage_handler(rh, pb, |d| &d.out),
             )
             .input_with_named(
                 nbg,
@@ -776,28 +922,48 @@ impl IcGraph {
                 "route_static_route_handler",
                 row_handler(lrsr, super::route::incr::on_static_routes),
             )
-            .input(i("NB_logical_router_port"))
+            .input_with_named(
+                i("NB_logical_router_port"),
+                "route_logical_router_port_handler",
+                route_port_table_handler(rh, i("NB_logical_router_port")),
+            )
             .input(i("NB_load_balancer"))
             .input(i("NB_load_balancer_group"))
             .input_with_named(
                 i("SB_learned_route"),
                 "route_sb_learned_route_handler",
-                sb_learned_handler,
+                route_sb_handler(rh, i("SB_learned_route")),
             )
             .input_with_named(
                 isb_route,
                 "route_isb_route_handler",
                 row_handler(isb_route, super::route::incr::on_isb_routes),
             )
-            .input(i("NB_logical_switch"))
-            .input(i("NB_logical_switch_port"))
+            .input_with_named(
+                i("NB_logical_switch"),
+                "route_logical_switch_handler",
+                route_port_table_handler(rh, i("NB_logical_switch")),
+            )
+            .input_with_named(
+                i("NB_logical_switch_port"),
+                "route_logical_switch_port_handler",
+                route_port_table_handler(rh, i("NB_logical_switch_port")),
+            )
             .input_with_named(
                 i("SB_datapath_binding"),
                 "route_sb_datapath_binding_handler",
-                sb_learned_handler,
+                route_sb_handler(rh, i("SB_datapath_binding")),
             )
-            .input(i("ICNB_transit_switch"))
-            .input(i("ICSB_port_binding"))
+            .input_with_named(
+                i("ICNB_transit_switch"),
+                "route_transit_switch_table_handler",
+                route_port_table_handler(rh, i("ICNB_transit_switch")),
+            )
+            .input_with_named(
+                i("ICSB_port_binding"),
+                "route_isb_port_binding_handler",
+                route_port_table_handler(rh, i("ICSB_port_binding")),
+            )
             .recompute(move |ctx: &EngineCtx<IcInput>, d: &mut RouteData| {
                 d.out = Out::default();
                 let Some((c, views)) = rh.views(ctx) else {

@@ -250,6 +250,114 @@ fn refresh_in(
     Ok(())
 }
 
+/// The TS ports of this AZ's interconnected routers as [`collect::routers`] derives them (own
+/// ISB `Port_Binding` rows naming a router), without its side effects; `None` when a binding
+/// would be deleted there (the recompute does that).
+fn router_ports(v: &Views, ctx: &Ctx) -> Option<BTreeMap<Uuid, Vec<PortRef>>> {
+    let mut res: BTreeMap<Uuid, Vec<PortRef>> = BTreeMap::new();
+    for pb in v.icsb.rows("Port_Binding") {
+        if pb.uuid_of("availability_zone") != Some(ctx.az) {
+            continue;
+        }
+        let ty = pb.str("type");
+        if ty == crate::ic::port_binding::TYPE_TR_PORT {
+            continue;
+        }
+        let lp = pb.str("logical_port");
+        let Some(lsp) =
+            v.nb.find_by_str("Logical_Switch_Port", "name", lp)
+                .into_iter()
+                .last()
+        else {
+            continue;
+        };
+        if matches!(lsp.str("type"), "switch" | "") {
+            continue;
+        }
+        let Some(lrp_name) = lsp.smap_get("options", "router-port") else {
+            if ty != crate::ic::port_binding::TYPE_TS_PORT {
+                return None;
+            }
+            continue;
+        };
+        let Some(lr_uuid) = pb
+            .smap_get("external_ids", "router-id")
+            .and_then(|s| s.parse::<Uuid>().ok())
+        else {
+            continue;
+        };
+        if v.nb.get("Logical_Router", lr_uuid).is_none() {
+            continue;
+        }
+        res.entry(lr_uuid).or_default().push(PortRef {
+            pb: pb.uuid(),
+            ts: pb.str("transit_switch").to_string(),
+            lrp_name: lrp_name.to_string(),
+        });
+    }
+    Some(res)
+}
+
+/// Changes that may move TS ports of interconnected routers (own ISB port bindings, LSPs and
+/// TS images, an earlier stage's writes): re-derive every router's TS ports, refresh the
+/// routers whose ports changed plus `lrs` (LRPs changed in place), and reconcile the
+/// transit switches involved plus `extra_ts`. A router that becomes or stops being
+/// interconnected changes the set of routers: recompute.
+pub fn on_ports(
+    base: &Views,
+    ctx: &Ctx,
+    st: &mut RouteState,
+    cache: &mut Cache,
+    lrs: &BTreeSet<Uuid>,
+    extra_ts: &BTreeSet<String>,
+    out: &mut Out,
+) -> Result<(), Unhandled> {
+    if ctx.az != cache.az {
+        return Err(Unhandled("availability zone changed"));
+    }
+    let now = {
+        let v = base.with(out);
+        router_ports(&v, ctx).ok_or(Unhandled("a router port binding lost its LRP"))?
+    };
+    if now.keys().ne(cache.routers.keys()) {
+        return Err(Unhandled("the set of interconnected routers changed"));
+    }
+    let mut lrs = lrs.clone();
+    let mut tses = extra_ts.clone();
+    for (lr, ports) in &now {
+        let old = &cache.routers[lr];
+        if old != ports {
+            lrs.insert(*lr);
+            tses.extend(old.iter().chain(ports).map(|p| p.ts.clone()));
+        }
+    }
+    for (lr, ports) in now {
+        cache.routers.insert(lr, ports);
+    }
+    // Switches a router left keep stale candidates in the cache until reconciled.
+    for lr in &lrs {
+        if let Some(ads) = cache.ads.get_mut(lr) {
+            let on: BTreeSet<&String> = cache.routers[lr].iter().map(|p| &p.ts).collect();
+            ads.retain(|ts, _| on.contains(ts));
+        }
+    }
+    refresh(base, ctx, st, cache, &lrs, &tses, out)
+}
+
+/// The interconnected routers owning the changed NB `Logical_Router_Port` rows.
+pub fn routers_of_lrps(base: &Views, cache: &Cache, changed: &BTreeSet<Uuid>) -> BTreeSet<Uuid> {
+    cache
+        .routers
+        .keys()
+        .filter(|lr| {
+            base.nb
+                .get("Logical_Router", **lr)
+                .is_some_and(|r| r.get("ports").uuids().any(|u| changed.contains(&u)))
+        })
+        .copied()
+        .collect()
+}
+
 /// Changed NB `Logical_Router_Static_Route` rows: refresh their owners. A new route is
 /// attached to its router in the same transaction, so the router's own change covers it.
 pub fn on_static_routes(
@@ -353,6 +461,42 @@ pub fn on_sb_learned(base: &Views) -> Result<(), Unhandled> {
     } else {
         Ok(())
     }
+}
+
+/// Changed SB `Datapath_Binding` or `Learned_Route` rows: refresh the interconnected routers
+/// they belong to (through `nb_uuid`, old and new rows); nothing when the SB cannot map
+/// learned routes to routers (§E.2).
+pub fn on_sb_rows(
+    base: &Views,
+    ctx: &Ctx,
+    st: &mut RouteState,
+    cache: &mut Cache,
+    table: &str,
+    changes: &[crate::ovsdb::replica::Change],
+    out: &mut Out,
+) -> Result<(), Unhandled> {
+    if !Inputs::sb_learned_supported(base) {
+        return Ok(());
+    }
+    let mut lrs = BTreeSet::new();
+    for c in changes {
+        for row in [c.old, c.new].into_iter().flatten() {
+            let lr = if table == "Datapath_Binding" {
+                row.uuid_of("nb_uuid")
+            } else {
+                row.uuid_of("datapath")
+                    .and_then(|d| base.sb.get("Datapath_Binding", d))
+                    .and_then(|d| d.uuid_of("nb_uuid"))
+            };
+            if let Some(lr) = lr.filter(|lr| cache.routers.contains_key(lr)) {
+                lrs.insert(lr);
+            }
+        }
+    }
+    if lrs.is_empty() {
+        return Ok(());
+    }
+    refresh(base, ctx, st, cache, &lrs, &BTreeSet::new(), out)
 }
 
 #[cfg(test)]

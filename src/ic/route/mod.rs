@@ -237,14 +237,16 @@ impl<'a> Inputs<'a> {
         let mut inp = Self::base(v);
         let mut lrps: BTreeSet<String> = lrp_names.clone();
         for ts in tses {
-            if v.icnb.find_by_str("Transit_Switch", "name", ts).is_empty() {
-                continue;
-            }
-            inp.ts_names.insert(ts.clone());
+            // Routes on a switch gone from the INB are still loaded: the orphan cleanup
+            // deletes our own ones (as the full recompute does).
             let rows = v.icsb.find_by_str("Route", "transit_switch", ts);
             if !rows.is_empty() {
                 inp.routes_by_ts.insert(ts.clone(), rows);
             }
+            if v.icnb.find_by_str("Transit_Switch", "name", ts).is_empty() {
+                continue;
+            }
+            inp.ts_names.insert(ts.clone());
             for ls in v.nb.find_by_str("Logical_Switch", "name", ts) {
                 for u in ls.get("ports").uuids() {
                     let Some(lsp) = v.nb.get("Logical_Switch_Port", u) else {
