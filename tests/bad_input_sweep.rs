@@ -16,8 +16,8 @@
 //!   (`Bad route format in IC-SB: P -> N. Ignored.`), never learned;
 //! * IC-SB `Route` of our own AZ with a malformed prefix (`... Delete it.`), deleted;
 //! * IC-SB `Route` of our own AZ with a malformed next hop, and one on a transit switch that
-//!   does not exist (missing reference): `Deleting orphan ICDB:Route: ...`, deleted (the
-//!   latter only by a full recompute: a known divergence of the incremental path, reported);
+//!   does not exist (missing reference): `Deleting orphan ICDB:Route: ...`, deleted (also by
+//!   the incremental path);
 //! * IC-SB `Route` with non-ASCII `external_ids:lr-id` (not a UUID): ignored;
 //! * NB learned route (`external_ids:ic-learned-route`) with a malformed prefix
 //!   (`Bad format of learned route in NB: ... Delete it.`), deleted;
@@ -412,19 +412,14 @@ fn sweep(ic_args: &[&str]) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
             && !isb_route_exists(&env, "10.1.300.0/24", "169.254.100.1")),
         "az1's malformed / orphan IC-SB routes on ts1 were not deleted"
     );
-    // The incremental route stage only loads routes of transit switches that exist in IC-NB,
-    // so the row on the missing switch survives until a full recompute (which upstream does
-    // on every run). Known divergence, reported; a recompute must delete it.
-    env.ics[0]
-        .appctl(&["inc-engine/recompute"])
-        .expect("inc-engine/recompute");
+    // The incremental route stage deletes it too (no recompute needed).
     assert!(
         wait_until(WAIT, || !isb_route_exists(
             &env,
             "10.1.77.0/24",
             "169.254.100.1"
         )),
-        "the orphan route on a missing transit switch survived a full recompute"
+        "the orphan route on a missing transit switch survived"
     );
     // az9's rows stay (not ours), and nothing of them is learned.
     assert!(isb_route_exists(&env, "10.300.0.0/16", "169.254.100.9"));
