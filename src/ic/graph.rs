@@ -238,10 +238,15 @@ fn route_stage_handler<T: 'static>(
         if !same_az {
             return HandlerResult::Unhandled;
         }
-        if !has_real_writes(out_of(ctx.get(h)), input) {
+        let upstream = out_of(ctx.get(h));
+        if !has_real_writes(upstream, input) {
             return d.handled();
         }
-        route_ports(ctx, rh, d, &BTreeSet::new(), &BTreeSet::new())
+        let pbs: BTreeSet<Uuid> = [Target::IcSb, Target::IcSbLocked]
+            .into_iter()
+            .flat_map(|t| upstream.get(t).table("Port_Binding").map(|(u, _)| *u))
+            .collect();
+        route_ports(ctx, rh, d, &BTreeSet::new(), &BTreeSet::new(), &pbs)
     }
 }
 
@@ -252,6 +257,7 @@ fn route_ports(
     d: &mut RouteData,
     lrs: &BTreeSet<Uuid>,
     tses: &BTreeSet<String>,
+    pbs: &BTreeSet<Uuid>,
 ) -> HandlerResult {
     let Some((c, views)) = rh.views(ctx) else {
         return HandlerResult::Unhandled;
@@ -260,7 +266,7 @@ fn route_ports(
     let Some(cache) = cache.as_mut() else {
         return HandlerResult::Unhandled;
     };
-    match super::route::incr::on_ports(&views, &c, state, cache, lrs, tses, out) {
+    match super::route::incr::on_ports(&views, &c, state, cache, lrs, tses, pbs, out) {
         Ok(()) => d.handled(),
         Err(why) => {
             tracing::debug!(target: "inc_proc_eng", "node: route, not handled: {}", why.0);
@@ -284,6 +290,7 @@ fn route_port_table_handler(
         let changes = table_changes(input, target, t.table);
         let mut lrs = BTreeSet::new();
         let mut tses = BTreeSet::new();
+        let mut pbs = BTreeSet::new();
         match (target, t.table) {
             (Target::Nb, "Logical_Router_Port") => {
                 let Some(cache) = &d.cache else {
@@ -300,6 +307,7 @@ fn route_port_table_handler(
                     "name"
                 };
                 for c in &changes {
+                    pbs.insert(c.uuid);
                     for row in [c.old, c.new].into_iter().flatten() {
                         tses.insert(row.str(col).to_string());
                     }
@@ -307,7 +315,7 @@ fn route_port_table_handler(
             }
             _ => {}
         }
-        route_ports(ctx, rh, d, &lrs, &tses)
+        route_ports(ctx, rh, d, &lrs, &tses, &pbs)
     }
 }
 

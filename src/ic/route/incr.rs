@@ -300,9 +300,12 @@ fn router_ports(v: &Views, ctx: &Ctx) -> Option<BTreeMap<Uuid, Vec<PortRef>>> {
 
 /// Changes that may move TS ports of interconnected routers (own ISB port bindings, LSPs and
 /// TS images, an earlier stage's writes): re-derive every router's TS ports, refresh the
-/// routers whose ports changed plus `lrs` (LRPs changed in place), and reconcile the
+/// routers whose ports changed or whose port bindings are among `pbs` (changed in place),
+/// plus `lrs` (LRPs changed in place), and reconcile the
 /// transit switches involved plus `extra_ts`. A router that becomes or stops being
 /// interconnected changes the set of routers: recompute.
+// The three change sets are what the caller could map; bundling them gains nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn on_ports(
     base: &Views,
     ctx: &Ctx,
@@ -310,6 +313,7 @@ pub fn on_ports(
     cache: &mut Cache,
     lrs: &BTreeSet<Uuid>,
     extra_ts: &BTreeSet<String>,
+    pbs: &BTreeSet<Uuid>,
     out: &mut Out,
 ) -> Result<(), Unhandled> {
     if ctx.az != cache.az {
@@ -326,7 +330,7 @@ pub fn on_ports(
     let mut tses = extra_ts.clone();
     for (lr, ports) in &now {
         let old = &cache.routers[lr];
-        if old != ports {
+        if old != ports || ports.iter().any(|p| pbs.contains(&p.pb)) {
             lrs.insert(*lr);
             tses.extend(old.iter().chain(ports).map(|p| p.ts.clone()));
         }
