@@ -634,6 +634,28 @@ impl NbImage {
     }
 }
 
+/// The marker (`column:marker`, e.g. `other_config:interconn-ts`) of an NB image row a stage
+/// wrote (`intent` on row `u` of `table`): from the inserted columns, else from the row as the
+/// view shows it.
+pub fn image_marker(
+    nb: &crate::ovsdb::overlay::View,
+    table: &str,
+    column: &str,
+    marker: &str,
+    u: Uuid,
+    intent: &crate::ovsdb::overlay::RowIntent,
+) -> Option<String> {
+    match intent {
+        crate::ovsdb::overlay::RowIntent::Insert(cols) => cols
+            .get(column)
+            .and_then(|d| d.smap_get(marker))
+            .map(str::to_string),
+        _ => nb
+            .get(table, u)
+            .and_then(|r| r.smap_get(column, marker).map(str::to_string)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

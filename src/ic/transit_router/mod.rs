@@ -244,16 +244,8 @@ fn keys_of_out(v: &Views, out: &Out) -> Result<Keys, Unhandled> {
         return Err(Unhandled("unexpected writes of the transit-router stage"));
     }
     for (u, i) in out.nb.table(LR) {
-        let key = match i {
-            RowIntent::Insert(cols) => cols
-                .get("options")
-                .and_then(|d| d.smap_get(LR_TR_MARKER))
-                .map(str::to_string),
-            _ => {
-                v.nb.get(LR, *u)
-                    .and_then(|r| r.smap_get("options", LR_TR_MARKER).map(str::to_string))
-            }
-        };
+        let key =
+            crate::ic::enum_datapaths::image_marker(&v.nb, LR, "options", LR_TR_MARKER, *u, i);
         keys.insert(key.ok_or(Unhandled("earlier router write cannot be mapped"))?);
     }
     for (u, i) in out.icsb_locked.table(DP_TABLE) {

@@ -173,16 +173,8 @@ fn keys_of_out(v: &Views, out: &Out) -> Result<Keys, Unhandled> {
         return Err(Unhandled("unexpected writes of the transit-switch stage"));
     }
     for (u, i) in out.nb.table(LS) {
-        let key = match i {
-            RowIntent::Insert(cols) => cols
-                .get("other_config")
-                .and_then(|d| d.smap_get(LS_TS_MARKER))
-                .map(str::to_string),
-            _ => {
-                v.nb.get(LS, *u)
-                    .and_then(|r| r.smap_get("other_config", LS_TS_MARKER).map(str::to_string))
-            }
-        };
+        let key =
+            crate::ic::enum_datapaths::image_marker(&v.nb, LS, "other_config", LS_TS_MARKER, *u, i);
         keys.insert(key.ok_or(Unhandled("earlier switch write cannot be mapped"))?);
     }
     for (u, i) in out.icsb_locked.table(DP_TABLE) {
