@@ -24,7 +24,8 @@ use crate::ic::tables::{self, ICSB_LOCK, SB_LOCK};
 use crate::ic::util::smap_int;
 use crate::ic::{Out, Views};
 use crate::ovsdb::overlay::Intents;
-use crate::ovsdb::replica::Replica;
+use crate::ovsdb::replica::{Expect, Replica};
+use crate::ovsdb::Uuid;
 use crate::ovsdb::session::{Session, SessionConfig};
 use crate::ovsdb::ssl::SslContext;
 use crate::ovsdb::txn::{Txn, TxnStatus};
@@ -217,6 +218,10 @@ impl IcDriver {
             self.seqno.icsb_committed();
         }
         if failed {
+            // What we expected to see written may never come: process every change.
+            for s in self.sessions_mut() {
+                s.replica_mut().forget_expected();
+            }
             if self.backoff.is_zero() {
                 ctx.immediate_wake = true;
                 self.backoff = Duration::from_millis(250);
@@ -243,6 +248,37 @@ impl IcDriver {
                 info!(target: "ovn_ic", "{name} reconnected, force recompute.");
                 ctx.force_recompute = true;
             }
+        }
+    }
+
+    /// Record the rows our transactions about to be sent will write, per session (`echoes` in
+    /// the order nb, sb, icnb, icsb, icsb_locked), so that their echoes cause no work. Both
+    /// IC-SB sessions monitor the same database: each sees the writes of both.
+    fn expect_echoes(&mut self, echoes: [Vec<(String, Uuid, Expect)>; 5]) {
+        let [nb, sb, icnb, icsb, locked] = echoes;
+        let isb: Vec<_> = icsb.into_iter().chain(locked).collect();
+        let plan: [(&mut Session, &[(String, Uuid, Expect)]); 5] = [
+            (&mut self.nb, &nb),
+            (&mut self.sb, &sb),
+            (&mut self.icnb, &icnb),
+            (&mut self.icsb, &isb),
+            (&mut self.icsb_locked, &isb),
+        ];
+        for (s, list) in plan {
+            for (t, u, e) in list {
+                s.replica_mut().expect(t, *u, e.clone());
+            }
+        }
+    }
+
+    /// Hide the echoes of our own committed writes from the tracked changes.
+    fn absorb_echoes(&mut self) {
+        let mut n = 0;
+        for s in self.sessions_mut() {
+            n += s.replica_mut().absorb_echoes();
+        }
+        if n > 0 {
+            debug!(target: "ovn_ic", "{n} changes were echoes of our own writes");
         }
     }
 
@@ -371,10 +407,27 @@ impl IcDriver {
             build(&input.icsb, &out.icsb),
             build(&input.icsb_locked, &out.icsb_locked),
         ];
+        let expect = |i: &Intents, r: &Replica| -> Vec<(String, Uuid, Expect)> {
+            i.expectations(r)
+                .into_iter()
+                .map(|(t, u, e)| (t.to_string(), u, e))
+                .collect()
+        };
+        let mut echoes = [
+            expect(&out.nb, &input.nb),
+            expect(&out.sb, &input.sb),
+            expect(&out.icnb, &input.icnb),
+            expect(&out.icsb, &input.icsb),
+            expect(&out.icsb_locked, &input.icsb_locked),
+        ];
         self.graph.engine.clear_tracked();
         self.give_back(input);
         let [nb, sb, icnb, icsb, locked] = txns;
         let send_locked = isb_leader && !locked.is_empty();
+        if !send_locked {
+            echoes[4].clear();
+        }
+        self.expect_echoes(echoes);
         let sent = [
             !nb.is_empty(),
             !sb.is_empty(),
@@ -454,6 +507,7 @@ impl Driver for IcDriver {
         self.update_probes();
         self.log_reconnects(ctx);
         self.collect_results(ctx);
+        self.absorb_echoes();
         if ctx.paused {
             self.paused(ctx);
             return;

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::datum::Datum;
-use super::replica::{Replica, Row};
+use super::replica::{Expect, Replica, Row};
 use super::txn::Txn;
 use super::uuid::Uuid;
 
@@ -144,6 +144,26 @@ impl Intents {
             self.add_comment(c);
         }
         self.increments.extend(other.increments.iter().cloned());
+    }
+
+    /// What the rows look like once [`Intents::to_txn`]'s transaction is committed, for
+    /// [`Replica::expect`]: the same rows it sends (updates and deletes of rows that still
+    /// exist, every insert), with the columns the intents set.
+    pub fn expectations(&self, replica: &Replica) -> Vec<(&str, Uuid, Expect)> {
+        let mut res = vec![];
+        for (table, rows) in &self.tables {
+            for (uuid, intent) in rows {
+                let exists = || replica.get(table, *uuid).is_some();
+                let e = match intent {
+                    RowIntent::Insert(cols) => Expect::Row(cols.clone()),
+                    RowIntent::Update(cols) if exists() => Expect::Row(cols.clone()),
+                    RowIntent::Delete if exists() => Expect::Deleted,
+                    _ => continue,
+                };
+                res.push((table.as_str(), *uuid, e));
+            }
+        }
+        res
     }
 
     /// Append these intents to `txn`, sending only real changes: inserts with their UUID,

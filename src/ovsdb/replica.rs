@@ -290,6 +290,16 @@ pub struct Replica {
     /// Index definitions (table, columns), re-applied when tables are rebuilt.
     index_defs: Vec<(String, Vec<String>)>,
     seqno: u64,
+    /// Our own writes whose echo has not been seen yet (see [`Replica::expect`]).
+    expected: HashMap<String, HashMap<Uuid, Expect>>,
+}
+
+/// The state a row should have once one of our transactions is echoed back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expect {
+    /// Inserted or updated: these columns have these values.
+    Row(BTreeMap<String, Datum>),
+    Deleted,
 }
 
 impl Replica {
@@ -531,6 +541,76 @@ impl Replica {
         self.tables.keys().any(|t| self.table_changed(t))
     }
 
+    // ---- echoes of our own writes ----
+
+    /// Remember that a transaction of ours sets `uuid` of `table` to `e`: when the change comes
+    /// back through the monitor, [`Replica::absorb_echoes`] hides it from the tracked changes
+    /// (the computation that wrote it already accounted for it).
+    pub fn expect(&mut self, table: &str, uuid: Uuid, e: Expect) {
+        if self.tables.contains_key(table) {
+            self.expected
+                .entry(table.to_string())
+                .or_default()
+                .insert(uuid, e);
+        }
+    }
+
+    /// Forget every expectation (a transaction failed, or the contents were replaced).
+    pub fn forget_expected(&mut self) {
+        self.expected.clear();
+    }
+
+    /// Number of writes whose echo is still awaited.
+    pub fn expected_len(&self) -> usize {
+        self.expected.values().map(HashMap::len).sum()
+    }
+
+    /// Drop from the tracked changes every row whose change is exactly the echo of a write we
+    /// expect: the row was deleted as expected, or every column that changed now has the value
+    /// we wrote (an insert: every column we wrote has our value). A tracked row consumes its
+    /// expectation whether or not it matched; a change that also carries someone else's edit
+    /// stays visible. Returns how many changes were absorbed.
+    pub fn absorb_echoes(&mut self) -> usize {
+        let mut absorbed = 0;
+        for (tname, exp) in self.expected.iter_mut() {
+            let Some(t) = self.tables.get_mut(tname) else {
+                continue;
+            };
+            let seen: Vec<Uuid> = exp
+                .keys()
+                .filter(|u| t.tracked.contains_key(u))
+                .copied()
+                .collect();
+            for u in seen {
+                let Some(e) = exp.remove(&u) else { continue };
+                let old = t.tracked.get(&u).cloned().flatten();
+                let new = t.rows.get(&u);
+                let echo = match (&e, old.as_deref(), new.map(|r| &**r)) {
+                    (Expect::Deleted, Some(_), None) => true,
+                    (Expect::Row(cols), old, Some(n)) => {
+                        let want = |i: usize| {
+                            let name = &t.meta.columns[i];
+                            cols.get(name).map(|d| d == &n.values[i])
+                        };
+                        match old {
+                            None => (0..n.values.len()).all(|i| want(i) != Some(false)),
+                            Some(o) => (0..n.values.len())
+                                .filter(|&i| o.values[i] != n.values[i])
+                                .all(|i| want(i) == Some(true)),
+                        }
+                    }
+                    _ => false,
+                };
+                if echo {
+                    t.tracked.remove(&u);
+                    absorbed += 1;
+                }
+            }
+        }
+        self.expected.retain(|_, m| !m.is_empty());
+        absorbed
+    }
+
     /// Forget the tracked changes (the current contents become the new baseline).
     pub fn clear_changes(&mut self) {
         for t in self.tables.values_mut() {
@@ -625,6 +705,7 @@ impl Replica {
     /// from the previous contents are tracked as changes.
     pub fn replace_all(&mut self, updates: &Value, v1: bool) -> Result<(), ReplicaError> {
         let tables = updates.as_object().ok_or(ReplicaError::NotObject)?;
+        self.expected.clear();
         let mut fresh: BTreeMap<String, HashMap<Uuid, Row>> = BTreeMap::new();
         for (tname, rows) in tables {
             let rows = rows.as_object().ok_or(ReplicaError::NotObject)?;
@@ -682,6 +763,7 @@ impl Replica {
 
     /// Forget everything (rows and tracking), keeping schema and index definitions.
     pub fn clear(&mut self) {
+        self.expected.clear();
         for t in self.tables.values_mut() {
             t.rows.clear();
             t.tracked.clear();
@@ -777,6 +859,60 @@ mod tests {
 
     const U1: &str = "00000000-0000-0000-0000-000000000001";
     const U2: &str = "00000000-0000-0000-0000-000000000002";
+
+    fn cols(c: &[(&str, Datum)]) -> Expect {
+        Expect::Row(c.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    }
+
+    #[test]
+    fn echoes_of_own_writes_are_absorbed_and_foreign_edits_are_not() {
+        let mut r = replica();
+        let (u1, u2): (Uuid, Uuid) = (U1.parse().unwrap(), U2.parse().unwrap());
+        r.apply_update2(&json!({"A": {U2: {"insert": {"name": "b", "n": 1}}}}))
+            .unwrap();
+        r.clear_changes();
+        // Our insert of U1 and our update of U2's n: both come back exactly.
+        r.expect("A", u1, cols(&[("name", Datum::scalar("a"))]));
+        r.expect("A", u2, cols(&[("n", Datum::scalar(2i64))]));
+        r.apply_update2(&json!({"A": {
+            U1: {"insert": {"name": "a"}},
+            U2: {"modify": {"n": 2}}
+        }}))
+        .unwrap();
+        assert_eq!(r.absorb_echoes(), 2);
+        assert!(r.changes("A").is_empty());
+        assert_eq!(r.expected_len(), 0);
+        r.clear_changes();
+
+        // Our update of n arrives together with someone else's change of name: visible.
+        r.expect("A", u2, cols(&[("n", Datum::scalar(3i64))]));
+        r.apply_update2(&json!({"A": {U2: {"modify": {"n": 3, "name": "c"}}}}))
+            .unwrap();
+        assert_eq!(r.absorb_echoes(), 0);
+        assert_eq!(r.changes("A").len(), 1);
+        assert_eq!(r.expected_len(), 0, "a seen row consumes its expectation");
+        r.clear_changes();
+
+        // A value other than ours is not an echo; an expected delete is.
+        r.expect("A", u2, cols(&[("n", Datum::scalar(4i64))]));
+        r.expect("A", u1, Expect::Deleted);
+        r.apply_update2(&json!({"A": {U2: {"modify": {"n": 5}}, U1: {"delete": null}}}))
+            .unwrap();
+        assert_eq!(r.absorb_echoes(), 1);
+        let ch = r.changes("A");
+        assert_eq!(ch.len(), 1);
+        assert_eq!(ch[0].uuid, u2);
+        r.clear_changes();
+
+        // Not seen yet: kept until it comes; forgotten on request.
+        r.expect("A", u2, Expect::Deleted);
+        assert_eq!(r.absorb_echoes(), 0);
+        assert_eq!(r.expected_len(), 1);
+        r.forget_expected();
+        r.apply_update2(&json!({"A": {U2: {"delete": null}}})).unwrap();
+        assert_eq!(r.absorb_echoes(), 0);
+        assert_eq!(r.changes("A").len(), 1);
+    }
 
     #[test]
     fn insert_modify_delete_tracking() {

@@ -23,10 +23,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::advertise::{self, AdSet};
 use super::collect::{self, TsPort};
+use super::learn::{LearnEnv, LearnFacts, LearnPort, LearnedIndex};
 use super::{global_opts, learn, GlobalOpts, Inputs, RouteState, StaticRoutesEdit};
 use crate::ic::{Ctx, Out, Views};
 use crate::ovsdb::replica::ChangeKind;
 use crate::ovsdb::Uuid;
+use tracing::debug;
 
 pub use crate::ic::incr::Unhandled;
 
@@ -56,6 +58,15 @@ pub struct Cache {
     pub statics: BTreeMap<Uuid, BTreeSet<Uuid>>,
     /// The owner of each static route of an interconnected router.
     pub static_owner: HashMap<Uuid, Uuid>,
+    /// What the per-row learn path needs of each interconnected router.
+    pub learn: BTreeMap<Uuid, RouterLearn>,
+}
+
+/// A router's learn facts and learned NB routes as of the last run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouterLearn {
+    pub facts: LearnFacts,
+    pub index: LearnedIndex,
 }
 
 impl Cache {
@@ -67,6 +78,7 @@ impl Cache {
             ads: BTreeMap::new(),
             statics: BTreeMap::new(),
             static_owner: HashMap::new(),
+            learn: BTreeMap::new(),
         }
     }
 
@@ -123,12 +135,16 @@ fn learn_one(
     inp: &Inputs,
     lr: &crate::ovsdb::replica::Row,
     ports: &[TsPort],
+    cache: &mut Cache,
     out: &mut Out,
-) -> BTreeSet<Uuid> {
+) {
     let mut edit = StaticRoutesEdit::default();
-    learn::learn_router(v, ctx, inp, lr, ports, &mut edit, out);
+    let (facts, index) = learn::learn_router(v, ctx, inp, lr, ports, &mut edit, out);
     edit.apply(lr, out);
-    statics_after(lr, &edit)
+    cache.set_statics(lr.uuid(), statics_after(lr, &edit));
+    cache
+        .learn
+        .insert(lr.uuid(), RouterLearn { facts, index });
 }
 
 /// The full recompute of the route stage; returns the per-router results.
@@ -155,8 +171,7 @@ pub fn recompute(v: &Views, ctx: &Ctx, st: &mut RouteState, out: &mut Out) -> Ca
         let mut ads = BTreeMap::new();
         advertise::build_router(v, &inp, st, &lr, ports, &mut ads);
         cache.ads.insert(*lr_uuid, ads);
-        let statics = learn_one(v, ctx, &inp, &lr, ports, out);
-        cache.set_statics(*lr_uuid, statics);
+        learn_one(v, ctx, &inp, &lr, ports, &mut cache, out);
     }
     let tses: BTreeSet<String> = cache.ads.values().flat_map(|m| m.keys().cloned()).collect();
     for ts in tses {
@@ -239,8 +254,7 @@ fn refresh_in(
         let mut ads = BTreeMap::new();
         advertise::build_router(v, &inp, st, &lr, &ports, &mut ads);
         cache.ads.insert(*lr_uuid, ads);
-        let statics = learn_one(v, ctx, &inp, &lr, &ports, out);
-        cache.set_statics(*lr_uuid, statics);
+        learn_one(v, ctx, &inp, &lr, &ports, cache, out);
     }
     for ts in &tses {
         if let Some(set) = cache.merged(ts) {
@@ -421,6 +435,9 @@ pub fn on_isb_routes(
     changed: &BTreeSet<Uuid>,
     out: &mut Out,
 ) -> Result<(), Unhandled> {
+    if relearn_rows(base, ctx, cache, changed, out)? {
+        return Ok(());
+    }
     let old: HashMap<Uuid, String> = base
         .icsb
         .replica()
@@ -446,6 +463,130 @@ pub fn on_isb_routes(
     }
     let lrs: BTreeSet<Uuid> = tses.iter().flat_map(|ts| cache.routers_on(ts)).collect();
     refresh(base, ctx, st, cache, &lrs, &tses, out)
+}
+
+/// The per-row path of [`on_isb_routes`]: when every changed ISB route belongs to another AZ
+/// (before and after the change), our advertisements and orphans are untouched and only the
+/// learning of those rows can change. Each router on their switches re-decides L1–L6 for
+/// those rows alone, with its facts and learned routes kept from the last run, instead of
+/// re-learning every ISB row of its switches. Returns false (nothing done) when it does not
+/// apply; the caller then refreshes the routers.
+fn relearn_rows(
+    base: &Views,
+    ctx: &Ctx,
+    cache: &mut Cache,
+    changed: &BTreeSet<Uuid>,
+    out: &mut Out,
+) -> Result<bool, Unhandled> {
+    if ctx.az != cache.az {
+        return Ok(false);
+    }
+    let prev = std::mem::take(out);
+    let mut fresh = Out::default();
+    let res = {
+        let v = base.with(&prev);
+        relearn_rows_in(&v, ctx, cache, changed, &mut fresh)
+    };
+    *out = prev;
+    if matches!(res, Ok(true)) {
+        out.merge(&fresh);
+    }
+    res
+}
+
+fn relearn_rows_in(
+    v: &Views,
+    ctx: &Ctx,
+    cache: &mut Cache,
+    changed: &BTreeSet<Uuid>,
+    out: &mut Out,
+) -> Result<bool, Unhandled> {
+    let own = |r: &crate::ovsdb::replica::Row| r.uuid_of("availability_zone") == Some(ctx.az);
+    let mut old_ts: HashMap<Uuid, String> = HashMap::new();
+    for c in v.icsb.replica().changes("Route") {
+        if let Some(o) = c.old {
+            if own(o) {
+                return Ok(false);
+            }
+            old_ts.insert(c.uuid, o.str("transit_switch").to_string());
+        }
+    }
+    let mut tses = BTreeSet::new();
+    for u in changed {
+        let now = v.icsb.get("Route", *u);
+        match (&now, old_ts.get(u)) {
+            (None, None) => return Ok(false),
+            (Some(r), _) if own(r) => return Ok(false),
+            _ => {}
+        }
+        tses.extend(now.map(|r| r.str("transit_switch").to_string()));
+        tses.extend(old_ts.get(u).cloned());
+    }
+    let lrs: BTreeSet<Uuid> = tses.iter().flat_map(|ts| cache.routers_on(ts)).collect();
+    if lrs.iter().any(|lr| !cache.learn.contains_key(lr)) {
+        return Ok(false);
+    }
+    if global_opts(v) != cache.g {
+        return Err(Unhandled("route options changed"));
+    }
+    let g = cache.g.clone();
+    let env = LearnEnv {
+        ctx,
+        g: &g,
+        has_route_options: v.icsb.replica().has_column("Route", "options"),
+    };
+    for lr_uuid in lrs {
+        let Some(lr) = v.nb.get("Logical_Router", lr_uuid) else {
+            return Err(Unhandled("interconnected router deleted"));
+        };
+        let mut pbs = vec![];
+        let mut lrps = vec![];
+        for p in &cache.routers[&lr_uuid] {
+            let Some(pb) = v.icsb.get("Port_Binding", p.pb) else {
+                return Err(Unhandled("router port binding gone"));
+            };
+            pbs.push(pb);
+            lrps.push(
+                v.nb.find_by_str("Logical_Router_Port", "name", &p.lrp_name)
+                    .into_iter()
+                    .last(),
+            );
+        }
+        let ports: Vec<LearnPort> = pbs
+            .iter()
+            .zip(&lrps)
+            .map(|(pb, lrp)| LearnPort::new(pb, lrp.as_deref()))
+            .collect();
+        let rl = cache.learn.get_mut(&lr_uuid).expect("checked above");
+        let mut edit = StaticRoutesEdit::default();
+        for u in changed {
+            let row = v.icsb.get("Route", *u);
+            let want = row
+                .as_ref()
+                .and_then(|r| learn::accept_any(&env, &lr, &rl.facts, &ports, r));
+            let have = rl.index.remove(u).unwrap_or_default();
+            match (&want, have.as_slice()) {
+                (Some(k), [(nb, hk)]) if k == hk => {
+                    rl.index.insert(*u, vec![(*nb, hk.clone())]);
+                    continue;
+                }
+                _ => {}
+            }
+            for (nb, _) in &have {
+                debug!(target: "ovn_ic", "Delete route learned from IC-SB row {} from NB.", u);
+                edit.remove.insert(*nb);
+            }
+            if let (Some(k), Some(r)) = (want, row) {
+                let nb = learn::insert_learned(&r, &k, out);
+                edit.add.push(nb);
+                rl.index.insert(*u, vec![(nb, k)]);
+            }
+        }
+        edit.apply(&lr, out);
+        let now = statics_after(&lr, &edit);
+        cache.set_statics(lr_uuid, now);
+    }
+    Ok(true)
 }
 
 /// A change of `NB_Global`: handled when the route options stay the same.

@@ -313,7 +313,7 @@ fn no_intents(out: &Out) -> bool {
 /// One random edit between runs: a static route or an AZ2 ISB route added or removed.
 fn random_edit(w: &mut World, rng: &mut StdRng, next: &mut u32) -> String {
     let prefix = |rng: &mut StdRng| format!("10.100.{}.0/24", rng.gen_range(0..6));
-    match rng.gen_range(0..4) {
+    match rng.gen_range(0..5) {
         0 => {
             // Add a static route to a random router (sometimes in a route table).
             let (r, _) = ROUTERS[rng.gen_range(0..ROUTERS.len())];
@@ -395,6 +395,25 @@ fn random_edit(w: &mut World, rng: &mut StdRng, next: &mut u32) -> String {
             );
             commit(&mut w.icsb, &isb);
             format!("az2 adds {p} on ts{t}")
+        }
+        3 => {
+            // AZ2 moves one of its routes to another prefix (an update in place).
+            let az2: Vec<Uuid> = w
+                .icsb
+                .rows("Route")
+                .iter()
+                .filter(|r| r.uuid_of("availability_zone") == Some(uu(AZ2)))
+                .map(|r| r.uuid())
+                .collect();
+            if az2.is_empty() {
+                return "no az2 route".into();
+            }
+            let x = az2[rng.gen_range(0..az2.len())];
+            let p = prefix(rng);
+            let mut isb = Intents::new();
+            isb.update("Route", x, vec![("ip_prefix", Datum::scalar(p.as_str()))]);
+            commit(&mut w.icsb, &isb);
+            format!("az2 moves {x} to {p}")
         }
         _ => {
             let az2: Vec<Uuid> = w
@@ -588,4 +607,81 @@ fn changes_the_cache_cannot_map_ask_for_recompute() {
         &mut Out::default(),
     );
     assert_eq!(e, Err(Unhandled("router created")));
+}
+
+/// AZ2 advertises `n` routes on ts1 (one ISB insert each), as committed changes.
+fn az2_routes(w: &mut World, first: u32, n: u32) -> Vec<Uuid> {
+    let mut isb = Intents::new();
+    let mut res = vec![];
+    for i in first..first + n {
+        res.push(isb.insert(
+            "Route",
+            vec![
+                ("availability_zone", Datum::scalar(uu(AZ2))),
+                ("transit_switch", Datum::scalar("ts1")),
+                (
+                    "ip_prefix",
+                    Datum::scalar(format!("10.200.{}.0/24", i % 250).as_str()),
+                ),
+                ("nexthop", Datum::scalar("169.254.1.100")),
+                ("origin", Datum::scalar("static")),
+                ("route_table", Datum::scalar("")),
+                (
+                    "external_ids",
+                    Datum::smap([("lr-id", u(0x9000 + i)), ("nb-id", u(0xa000 + i))]),
+                ),
+            ],
+        ));
+    }
+    commit(&mut w.icsb, &isb);
+    res
+}
+
+#[test]
+fn one_foreign_route_is_relearned_alone() {
+    let mut w = world();
+    az2_routes(&mut w, 0, 200);
+    w.clear();
+    let mut cache = converge(&mut w);
+    let learners: Vec<Uuid> = cache.routers_on("ts1").collect();
+    assert!(!learners.is_empty());
+    let before: usize = cache.learn.values().map(|l| l.index.len()).sum();
+    assert!(before >= 200, "the 200 rows are learned: {before}");
+
+    // One more row: the per-row path takes it and writes one NB route per learning router.
+    let new = az2_routes(&mut w, 200, 1)[0];
+    let changed = w.changed(&w.icsb, "Route");
+    assert_eq!(changed, BTreeSet::from([new]));
+    let mut out = Out::default();
+    let took = relearn_rows(&w.views(), &ctx(), &mut cache, &changed, &mut out);
+    assert_eq!(took, Ok(true));
+    let (full, _) = w.full();
+    assert_eq!(effective(&w.views(), &out), effective(&w.views(), &full));
+    let inserts = out.nb.table("Logical_Router_Static_Route").count();
+    assert_eq!(inserts, learners.len(), "{out:#?}");
+    assert!(out.icsb.is_empty(), "no ISB write for a foreign row: {out:#?}");
+    w.clear();
+    w.commit(&out);
+    let (_, fresh) = w.full();
+    assert_eq!(cache, fresh, "kept results equal a recompute after the commit");
+
+    // A change of one of our own rows is not for the per-row path.
+    w.clear();
+    let own = w
+        .icsb
+        .rows("Route")
+        .iter()
+        .find(|r| r.uuid_of("availability_zone") == Some(uu(AZ1)))
+        .map(|r| r.uuid())
+        .expect("an own route");
+    let mut isb = Intents::new();
+    isb.delete("Route", own);
+    commit(&mut w.icsb, &isb);
+    let mut out = Out::default();
+    let changed = w.changed(&w.icsb, "Route");
+    assert_eq!(
+        relearn_rows(&w.views(), &ctx(), &mut cache, &changed, &mut out),
+        Ok(false)
+    );
+    assert!(out.is_empty());
 }

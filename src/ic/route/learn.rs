@@ -1,7 +1,7 @@
 //! Learning: the router's existing learned NB routes (A.7.5) reconciled with the ISB routes it
 //! accepts through its TS ports (A.8, rules L1–L6).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tracing::debug;
 
@@ -95,9 +95,10 @@ pub fn collect_learned(
     res
 }
 
-/// What L5 needs to know about the learning router.
-pub struct RouterFacts<'r> {
-    pub lr: &'r Row,
+/// What L5 needs to know about the learning router, besides the router row itself. It does
+/// not depend on the ISB routes, so the per-row path keeps it between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LearnFacts {
     /// (route_table, ip_prefix) of its non-learned static routes (key presence only).
     pub local_statics: BTreeSet<(String, String)>,
     /// Its LB VIPs (from `load_balancer` and groups).
@@ -119,7 +120,8 @@ pub struct IsbRoute<'s> {
 /// `route_need_learn` (L5.1–L5.11).
 pub fn need_learn(
     g: &GlobalOpts,
-    f: &RouterFacts,
+    lr: &Row,
+    f: &LearnFacts,
     lrp: Option<&Row>,
     lrp_nets: Option<&PortAddrs>,
     r: &IsbRoute,
@@ -130,17 +132,17 @@ pub fn need_learn(
     if r.origin == super::advertise::ORIGIN_LB && !g.learn_lb {
         return false;
     }
-    if f.lr.get("enabled").as_bool() == Some(false) {
+    if lr.get("enabled").as_bool() == Some(false) {
         return false;
     }
     if prefix_is_link_local(r.prefix, r.plen) {
         return false;
     }
-    let deny = g.deny_list("ic-route-deny-learn", "ic-route-deny-learn", f.lr, lrp);
+    let deny = g.deny_list("ic-route-deny-learn", "ic-route-deny-learn", lr, lrp);
     if !deny.is_empty() && deny.matches(r.prefix, r.plen) {
         return false;
     }
-    let allow = allow_list("ic-route-filter-learn", "ic-route-filter-learn", f.lr, lrp);
+    let allow = allow_list("ic-route-filter-learn", "ic-route-filter-learn", lr, lrp);
     if !allow.is_empty() && !allow.matches(r.prefix, r.plen) {
         return false;
     }
@@ -165,7 +167,7 @@ pub fn need_learn(
 }
 
 /// The facts about a router L5 needs.
-pub fn router_facts<'r>(v: &Views, inp: &Inputs, lr: &'r Row, statics: &[&Row]) -> RouterFacts<'r> {
+pub fn router_facts(v: &Views, inp: &Inputs, lr: &Row, statics: &[&Row]) -> LearnFacts {
     let local_statics = statics
         .iter()
         .filter(|r| r.smap_get("external_ids", "ic-learned-route").is_none())
@@ -195,8 +197,7 @@ pub fn router_facts<'r>(v: &Views, inp: &Inputs, lr: &'r Row, statics: &[&Row]) 
             }
         }
     }
-    RouterFacts {
-        lr,
+    LearnFacts {
         local_statics,
         vips,
         sb_learned: inp
@@ -209,7 +210,143 @@ pub fn router_facts<'r>(v: &Views, inp: &Inputs, lr: &'r Row, statics: &[&Row]) 
     }
 }
 
-/// A.8 for one router: create the NB routes for accepted ISB rows, detach the rest.
+/// One TS port of the learning router as the rules see it.
+pub struct LearnPort<'r> {
+    pub ts: &'r str,
+    /// The ISB `Port_Binding.address` is set (a port without one learns nothing).
+    pub has_address: bool,
+    pub lrp: Option<&'r Row>,
+    pub route_table: &'r str,
+    pub filter_tag: &'r str,
+    pub nets: Option<PortAddrs>,
+}
+
+impl<'r> LearnPort<'r> {
+    pub fn new(pb: &'r Row, lrp: Option<&'r Row>) -> LearnPort<'r> {
+        let opt = |k: &str| lrp.and_then(|p| p.smap_get("options", k)).unwrap_or("");
+        LearnPort {
+            ts: pb.str("transit_switch"),
+            has_address: !pb.str("address").is_empty(),
+            lrp,
+            route_table: opt("route_table"),
+            filter_tag: opt("ic-route-filter-tag"),
+            nets: lrp.and_then(|p| lrp_networks(p.str("mac"), p.get("networks").strs())),
+        }
+    }
+}
+
+/// The settings every learn decision of one run shares.
+pub struct LearnEnv<'a> {
+    pub ctx: &'a Ctx,
+    pub g: &'a GlobalOpts,
+    /// ISB `Route.options` exists.
+    pub has_route_options: bool,
+}
+
+/// L1–L5 for one ISB row through one TS port of router `lr`: the key of the NB route it
+/// should be learned as, or None.
+pub fn accept(
+    env: &LearnEnv,
+    lr: &Row,
+    f: &LearnFacts,
+    port: &LearnPort,
+    row: &Row,
+) -> Option<LearnedKey> {
+    // L1: origin of the row.
+    match row.smap_get("external_ids", "lr-id") {
+        Some(s) => match s.parse::<Uuid>() {
+            Ok(u) if u != lr.uuid() => {}
+            _ => return None,
+        },
+        None => {
+            if row.uuid_of("availability_zone") == Some(env.ctx.az) {
+                return None;
+            }
+        }
+    }
+    // L2: route tag.
+    if row.smap_get("external_ids", "ic-route-tag") == Some(port.filter_tag) {
+        return None;
+    }
+    // L3: route table.
+    let rt = row.str("route_table");
+    if !rt.is_empty() && rt != port.route_table {
+        return None;
+    }
+    // L4: parse.
+    let (p, nh) = (row.str("ip_prefix"), row.str("nexthop"));
+    let Some(pr) = parse_route(p, nh, false) else {
+        crate::vlog_rl!(BAD_RL, warn, target: "ovn_ic",
+            "Bad route format in IC-SB: {} -> {}. Ignored.", p, nh);
+        return None;
+    };
+    let nexthop = pr.nexthop?;
+    // L5: learn filter.
+    let ir = IsbRoute {
+        ip_prefix: p,
+        route_table: rt,
+        origin: row.str("origin"),
+        nexthop: nh,
+        prefix: pr.prefix,
+        plen: pr.plen,
+    };
+    if !need_learn(env.g, lr, f, port.lrp, port.nets.as_ref(), &ir) {
+        return None;
+    }
+    Some(LearnedKey {
+        prefix: pr.prefix,
+        plen: pr.plen,
+        nexthop,
+        origin: ir.origin.to_string(),
+        route_table: rt.to_string(),
+        isb_uuid: row.uuid(),
+        override_connected: env.has_route_options
+            && smap_bool_default_false(row.smap_get("options", "override-connected")),
+    })
+}
+
+/// The first of `ports` (in order) through which `row` is learned (each ISB row is learned
+/// at most once per router).
+pub fn accept_any(
+    env: &LearnEnv,
+    lr: &Row,
+    f: &LearnFacts,
+    ports: &[LearnPort],
+    row: &Row,
+) -> Option<LearnedKey> {
+    let ts = row.str("transit_switch");
+    ports
+        .iter()
+        .filter(|p| p.has_address && p.ts == ts)
+        .find_map(|p| accept(env, lr, f, p, row))
+}
+
+/// L6: insert the NB route learned from `row` with `key`; returns its UUID.
+pub fn insert_learned(row: &Row, key: &LearnedKey, out: &mut Out) -> Uuid {
+    let mut opts = vec![("origin", key.origin.as_str())];
+    if key.override_connected {
+        opts.push(("override-connected", "true"));
+    }
+    out.nb.insert(
+        "Logical_Router_Static_Route",
+        vec![
+            ("ip_prefix", Datum::scalar(row.str("ip_prefix"))),
+            ("nexthop", Datum::scalar(row.str("nexthop"))),
+            ("route_table", Datum::scalar(key.route_table.as_str())),
+            (
+                "external_ids",
+                Datum::smap([("ic-learned-route", row.uuid().to_string())]),
+            ),
+            ("options", Datum::smap(opts)),
+        ],
+    )
+}
+
+/// The learned NB routes of one router by the ISB row they were learned from.
+pub type LearnedIndex = HashMap<Uuid, Vec<(Uuid, LearnedKey)>>;
+
+/// A.8 for one router: create the NB routes for accepted ISB rows, detach the rest. Returns
+/// the router's facts and its learned routes afterwards, for the per-row path.
 pub fn learn_router(
     v: &Views,
     ctx: &Ctx,
@@ -218,7 +355,7 @@ pub fn learn_router(
     ports: &[TsPort],
     edit: &mut StaticRoutesEdit,
     out: &mut Out,
-) {
+) -> (LearnFacts, LearnedIndex) {
     let statics_rows: Vec<_> = lr
         .get("static_routes")
         .uuids()
@@ -227,100 +364,40 @@ pub fn learn_router(
     let statics: Vec<&Row> = statics_rows.iter().map(|r| r.as_ref()).collect();
     let mut learned = collect_learned(&statics, edit);
     let facts = router_facts(v, inp, lr, &statics);
+    let env = LearnEnv {
+        ctx,
+        g: &inp.g,
+        has_route_options: inp.has_route_options,
+    };
+    let lports: Vec<LearnPort> = ports
+        .iter()
+        .map(|p| LearnPort::new(&p.pb, inp.lrp_by_name.get(&p.lrp_name).map(|r| r.as_ref())))
+        .collect();
+    let mut index = LearnedIndex::new();
     let mut done: BTreeSet<Uuid> = BTreeSet::new();
-
-    for port in ports {
-        if port.pb.str("address").is_empty() {
-            continue;
-        }
-        let lrp = inp.lrp_by_name.get(&port.lrp_name).map(|r| r.as_ref());
-        let opt = |k: &str| lrp.and_then(|p| p.smap_get("options", k)).unwrap_or("");
-        let ts_route_table = opt("route_table");
-        let filter_tag = opt("ic-route-filter-tag");
-        let nets = lrp.and_then(|p| lrp_networks(p.str("mac"), p.get("networks").strs()));
-        for row in inp.routes_by_ts.get(port.ts()).into_iter().flatten() {
+    for port in lports.iter().filter(|p| p.has_address) {
+        for row in inp.routes_by_ts.get(port.ts).into_iter().flatten() {
             if done.contains(&row.uuid()) {
                 continue;
             }
-            // L1: origin of the row.
-            match row.smap_get("external_ids", "lr-id") {
-                Some(s) => match s.parse::<Uuid>() {
-                    Ok(u) if u != lr.uuid() => {}
-                    _ => continue,
-                },
-                None => {
-                    if row.uuid_of("availability_zone") == Some(ctx.az) {
-                        continue;
-                    }
-                }
-            }
-            // L2: route tag.
-            if row.smap_get("external_ids", "ic-route-tag") == Some(filter_tag) {
+            let Some(key) = accept(&env, lr, &facts, port, row) else {
                 continue;
-            }
-            // L3: route table.
-            let rt = row.str("route_table");
-            if !rt.is_empty() && rt != ts_route_table {
-                continue;
-            }
-            // L4: parse.
-            let (p, nh) = (row.str("ip_prefix"), row.str("nexthop"));
-            let Some(pr) = parse_route(p, nh, false) else {
-                crate::vlog_rl!(BAD_RL, warn, target: "ovn_ic",
-                    "Bad route format in IC-SB: {} -> {}. Ignored.", p, nh);
-                continue;
-            };
-            let Some(nexthop) = pr.nexthop else { continue };
-            // L5: learn filter.
-            let ir = IsbRoute {
-                ip_prefix: p,
-                route_table: rt,
-                origin: row.str("origin"),
-                nexthop: nh,
-                prefix: pr.prefix,
-                plen: pr.plen,
-            };
-            if !need_learn(&inp.g, &facts, lrp, nets.as_ref(), &ir) {
-                continue;
-            }
-            // L6: reconcile.
-            let oc = inp.has_route_options
-                && smap_bool_default_false(row.smap_get("options", "override-connected"));
-            let key = LearnedKey {
-                prefix: pr.prefix,
-                plen: pr.plen,
-                nexthop,
-                origin: ir.origin.to_string(),
-                route_table: rt.to_string(),
-                isb_uuid: row.uuid(),
-                override_connected: oc,
             };
             done.insert(row.uuid());
-            if learned.remove(&key).is_some() {
-                continue;
-            }
-            let mut opts = vec![("origin", ir.origin)];
-            if oc {
-                opts.push(("override-connected", "true"));
-            }
-            let u = out.nb.insert(
-                "Logical_Router_Static_Route",
-                vec![
-                    ("ip_prefix", Datum::scalar(p)),
-                    ("nexthop", Datum::scalar(nh)),
-                    ("route_table", Datum::scalar(rt)),
-                    (
-                        "external_ids",
-                        Datum::smap([("ic-learned-route", row.uuid().to_string())]),
-                    ),
-                    ("options", Datum::smap(opts)),
-                ],
-            );
-            edit.add.push(u);
+            let nb = match learned.remove(&key) {
+                Some(l) => l.uuid,
+                None => {
+                    let u = insert_learned(row, &key, out);
+                    edit.add.push(u);
+                    u
+                }
+            };
+            index.entry(row.uuid()).or_default().push((nb, key));
         }
     }
     for l in learned.values() {
         debug!(target: "ovn_ic", "Delete route {} -> {} that is not in IC-SB from NB.", l.ip_prefix, l.nexthop);
         edit.remove.insert(l.uuid);
     }
+    (facts, index)
 }
