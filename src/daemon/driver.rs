@@ -25,10 +25,10 @@ use crate::ic::util::smap_int;
 use crate::ic::{Out, Views};
 use crate::ovsdb::overlay::Intents;
 use crate::ovsdb::replica::{Expect, Replica};
-use crate::ovsdb::Uuid;
 use crate::ovsdb::session::{Session, SessionConfig};
 use crate::ovsdb::ssl::SslContext;
 use crate::ovsdb::txn::{Txn, TxnStatus};
+use crate::ovsdb::Uuid;
 
 /// The five sessions and everything kept across iterations.
 pub struct IcDriver {
@@ -254,10 +254,10 @@ impl IcDriver {
     /// Record the rows our transactions about to be sent will write, per session (`echoes` in
     /// the order nb, sb, icnb, icsb, icsb_locked), so that their echoes cause no work. Both
     /// IC-SB sessions monitor the same database: each sees the writes of both.
-    fn expect_echoes(&mut self, echoes: [Vec<(String, Uuid, Expect)>; 5]) {
+    fn expect_echoes(&mut self, echoes: [Echoes; 5]) {
         let [nb, sb, icnb, icsb, locked] = echoes;
         let isb: Vec<_> = icsb.into_iter().chain(locked).collect();
-        let plan: [(&mut Session, &[(String, Uuid, Expect)]); 5] = [
+        let plan: [(&mut Session, &Echoes); 5] = [
             (&mut self.nb, &nb),
             (&mut self.sb, &sb),
             (&mut self.icnb, &icnb),
@@ -407,7 +407,7 @@ impl IcDriver {
             build(&input.icsb, &out.icsb),
             build(&input.icsb_locked, &out.icsb_locked),
         ];
-        let expect = |i: &Intents, r: &Replica| -> Vec<(String, Uuid, Expect)> {
+        let expect = |i: &Intents, r: &Replica| -> Echoes {
             i.expectations(r)
                 .into_iter()
                 .map(|(t, u, e)| (t.to_string(), u, e))
@@ -449,6 +449,9 @@ impl IcDriver {
     }
 }
 
+/// Rows a transaction of ours writes: (table, row, what it will look like).
+type Echoes = Vec<(String, Uuid, Expect)>;
+
 fn build(replica: &Replica, intents: &Intents) -> Txn {
     let mut t = Txn::new(replica.db());
     intents.to_txn(replica, &mut t);
@@ -477,6 +480,7 @@ fn index_tables(r: &mut Replica) {
         tables::ICNB_DB => &[("Transit_Switch", &["name"]), ("Transit_Router", &["name"])],
         tables::ICSB_DB => &[
             ("Route", &["transit_switch"]),
+            ("Route", &["ip_prefix"]),
             ("Port_Binding", &["transit_switch"]),
             ("Port_Binding", &["logical_port"]),
             ("Availability_Zone", &["name"]),

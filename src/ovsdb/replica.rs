@@ -909,7 +909,8 @@ mod tests {
         assert_eq!(r.absorb_echoes(), 0);
         assert_eq!(r.expected_len(), 1);
         r.forget_expected();
-        r.apply_update2(&json!({"A": {U2: {"delete": null}}})).unwrap();
+        r.apply_update2(&json!({"A": {U2: {"delete": null}}}))
+            .unwrap();
         assert_eq!(r.absorb_echoes(), 0);
         assert_eq!(r.changes("A").len(), 1);
     }

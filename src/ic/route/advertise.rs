@@ -85,18 +85,23 @@ fn warn_duplicate(c: &Candidate) {
 pub struct AdSet {
     pub by_key: BTreeMap<AdKey, Candidate>,
     by_index: BTreeMap<(String, Ip46, u32, Ip46), AdKey>,
+    /// ISB index tuples where a candidate was suppressed as a duplicate: removing the kept
+    /// one there would need the suppressed one back, which only a rebuild knows.
+    suppressed: BTreeSet<(String, Ip46, u32, Ip46)>,
 }
 
 impl AdSet {
     /// Add a candidate; duplicates (same identity, or same ISB index tuple) are suppressed with
     /// the warning. Returns whether `c` was kept.
     pub fn add(&mut self, c: Candidate) -> bool {
+        let idx = c.key.index();
         if self.by_key.contains_key(&c.key) {
             warn_duplicate(&c);
+            self.suppressed.insert(idx);
             return false;
         }
-        let idx = c.key.index();
         if let Some(old_key) = self.by_index.get(&idx).cloned() {
+            self.suppressed.insert(idx.clone());
             if origin_rank(&c.key.origin) < origin_rank(&old_key.origin) {
                 if let Some(old) = self.by_key.remove(&old_key) {
                     warn_duplicate(&old);
@@ -113,6 +118,25 @@ impl AdSet {
 
     pub fn len(&self) -> usize {
         self.by_key.len()
+    }
+
+    /// Whether a candidate with the ISB index tuple of `k` is kept or was suppressed here.
+    pub fn collides(&self, k: &AdKey) -> bool {
+        let idx = k.index();
+        self.by_index.contains_key(&idx) || self.suppressed.contains(&idx)
+    }
+
+    /// Whether `c` is exactly the kept candidate of its key and nothing was suppressed at its
+    /// index tuple, so that removing it leaves what a rebuild without it would build.
+    pub fn removable(&self, c: &Candidate) -> bool {
+        self.by_key.get(&c.key) == Some(c) && !self.suppressed.contains(&c.key.index())
+    }
+
+    /// Remove the candidate with key `k` (see [`AdSet::removable`]).
+    pub fn remove(&mut self, k: &AdKey) -> Option<Candidate> {
+        let c = self.by_key.remove(k)?;
+        self.by_index.remove(&k.index());
+        Some(c)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -185,7 +209,7 @@ struct PortCtx<'r> {
     has_options: bool,
 }
 
-impl PortCtx<'_> {
+impl<'r> PortCtx<'r> {
     #[allow(clippy::too_many_arguments)]
     fn add(
         &self,
@@ -229,6 +253,59 @@ impl PortCtx<'_> {
 
     fn nexthop(&self, prefix: Ip46) -> Option<Ip46> {
         choose_nexthop(&self.addrs, prefix.is_v4(), self.v4ov6)
+    }
+
+    /// The context of a TS port with valid addresses.
+    fn new(inp: &Inputs, lr: &'r Row, ts_lrp: Option<&'r Row>, addrs: PortAddrs) -> PortCtx<'r> {
+        let opt = |k: &str| {
+            ts_lrp
+                .and_then(|p| p.smap_get("options", k))
+                .unwrap_or("")
+                .to_string()
+        };
+        PortCtx {
+            lr,
+            ts_lrp,
+            addrs,
+            route_table: opt("route_table"),
+            tag: opt("ic-route-tag"),
+            v4ov6: v4_over_v6(lr, ts_lrp),
+            has_options: inp.has_route_options,
+        }
+    }
+
+    /// A.7.1 for one static route through this port: its candidate, if advertised.
+    fn static_route(&self, inp: &Inputs, st: &mut RouteState, r: &Row) -> Option<Candidate> {
+        if r.smap_get("external_ids", "ic-learned-route")
+            .is_some_and(|s| s.parse::<Uuid>().is_ok())
+        {
+            return None;
+        }
+        if r.str("route_table") != self.route_table {
+            return None;
+        }
+        let pr = parse_route(r.str("ip_prefix"), r.str("nexthop"), true)?;
+        let policy = r.get("policy").as_str();
+        if !need_advertise(&inp.g, self.lr, self.ts_lrp, pr.prefix, pr.plen, policy) {
+            return None;
+        }
+        let nh = self.nexthop(pr.prefix)?;
+        let oc = smap_bool_default_false(r.smap_get("options", "override-connected"));
+        let mut one = AdSet::default();
+        self.add(
+            &mut one,
+            inp,
+            st,
+            pr.prefix,
+            pr.plen,
+            nh,
+            ORIGIN_STATIC,
+            r.str("route_table"),
+            oc,
+            r.uuid(),
+            "route",
+        );
+        one.by_key.into_values().next()
     }
 
     /// A connected network (LRP network or SB Learned_Route prefix, A.7.2 / A.7.4).
@@ -277,6 +354,20 @@ impl PortCtx<'_> {
             kind,
         );
     }
+}
+
+/// A.7.1 for one static route `r` of router `lr` through its TS port bound by `pb` (LRP
+/// `ts_lrp`): the candidate, or None (not advertised, or the port's addresses are invalid).
+pub fn static_route_candidate(
+    inp: &Inputs,
+    st: &mut RouteState,
+    lr: &Row,
+    pb: &Row,
+    ts_lrp: Option<&Row>,
+    r: &Row,
+) -> Option<Candidate> {
+    let addrs = parse_port_addresses(pb.str("address"))?;
+    PortCtx::new(inp, lr, ts_lrp, addrs).static_route(inp, st, r)
 }
 
 fn sorted_uuids(row: &Row, column: &str) -> Vec<Uuid> {
@@ -329,56 +420,13 @@ pub fn build_router(
             continue;
         };
         let ts_lrp = inp.lrp_by_name.get(&port.lrp_name).map(|r| r.as_ref());
-        let opt = |k: &str| {
-            ts_lrp
-                .and_then(|p| p.smap_get("options", k))
-                .unwrap_or("")
-                .to_string()
-        };
-        let pc = PortCtx {
-            lr,
-            ts_lrp,
-            addrs,
-            route_table: opt("route_table"),
-            tag: opt("ic-route-tag"),
-            v4ov6: v4_over_v6(lr, ts_lrp),
-            has_options: inp.has_route_options,
-        };
+        let pc = PortCtx::new(inp, lr, ts_lrp, addrs);
 
         // A.7.1 static routes.
         for r in &statics {
-            if r.smap_get("external_ids", "ic-learned-route")
-                .is_some_and(|s| s.parse::<Uuid>().is_ok())
-            {
-                continue;
+            if let Some(c) = pc.static_route(inp, st, r) {
+                set.add(c);
             }
-            if r.str("route_table") != pc.route_table {
-                continue;
-            }
-            let Some(pr) = parse_route(r.str("ip_prefix"), r.str("nexthop"), true) else {
-                continue;
-            };
-            let policy = r.get("policy").as_str();
-            if !need_advertise(g, lr, pc.ts_lrp, pr.prefix, pr.plen, policy) {
-                continue;
-            }
-            let Some(nh) = pc.nexthop(pr.prefix) else {
-                continue;
-            };
-            let oc = smap_bool_default_false(r.smap_get("options", "override-connected"));
-            pc.add(
-                set,
-                inp,
-                st,
-                pr.prefix,
-                pr.plen,
-                nh,
-                ORIGIN_STATIC,
-                r.str("route_table"),
-                oc,
-                r.uuid(),
-                "route",
-            );
         }
 
         // A.7.2 connected networks.
@@ -515,21 +563,26 @@ pub fn reconcile(ctx: &Ctx, inp: &Inputs, ts: &str, mut set: AdSet, out: &mut Ou
         }
     }
     for c in set.by_key.into_values() {
-        let mut cols = vec![
-            ("transit_switch", Datum::scalar(ts)),
-            ("availability_zone", Datum::scalar(ctx.az)),
-            (
-                "ip_prefix",
-                Datum::scalar(format_prefix(c.key.prefix, c.key.plen)),
-            ),
-            ("nexthop", Datum::scalar(format_ip(c.key.nexthop))),
-            ("origin", Datum::scalar(c.key.origin.as_str())),
-            ("route_table", Datum::scalar(c.key.route_table.as_str())),
-            ("external_ids", synced_external_ids(&Datum::empty_map(), &c)),
-        ];
-        if inp.has_route_options && c.key.override_connected {
-            cols.push(("options", Datum::smap([("override-connected", "true")])));
-        }
-        out.icsb.insert("Route", cols);
+        insert_row(ctx, inp, ts, &c, out);
     }
+}
+
+/// Insert the own ISB row of candidate `c` on `ts` (A.9).
+pub fn insert_row(ctx: &Ctx, inp: &Inputs, ts: &str, c: &Candidate, out: &mut Out) {
+    let mut cols = vec![
+        ("transit_switch", Datum::scalar(ts)),
+        ("availability_zone", Datum::scalar(ctx.az)),
+        (
+            "ip_prefix",
+            Datum::scalar(format_prefix(c.key.prefix, c.key.plen)),
+        ),
+        ("nexthop", Datum::scalar(format_ip(c.key.nexthop))),
+        ("origin", Datum::scalar(c.key.origin.as_str())),
+        ("route_table", Datum::scalar(c.key.route_table.as_str())),
+        ("external_ids", synced_external_ids(&Datum::empty_map(), c)),
+    ];
+    if inp.has_route_options && c.key.override_connected {
+        cols.push(("options", Datum::smap([("override-connected", "true")])));
+    }
+    out.icsb.insert("Route", cols);
 }

@@ -24,9 +24,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::advertise::{self, AdSet};
 use super::collect::{self, TsPort};
 use super::learn::{LearnEnv, LearnFacts, LearnPort, LearnedIndex};
+use super::per_route;
 use super::{global_opts, learn, GlobalOpts, Inputs, RouteState, StaticRoutesEdit};
 use crate::ic::{Ctx, Out, Views};
-use crate::ovsdb::replica::ChangeKind;
+use crate::ovsdb::replica::{ChangeKind, Row};
 use crate::ovsdb::Uuid;
 use tracing::debug;
 
@@ -83,7 +84,7 @@ impl Cache {
     }
 
     /// Record the `static_routes` of router `lr` after this run's edit.
-    fn set_statics(&mut self, lr: Uuid, now: BTreeSet<Uuid>) {
+    pub(super) fn set_statics(&mut self, lr: Uuid, now: BTreeSet<Uuid>) {
         if let Some(old) = self.statics.get(&lr) {
             for u in old.difference(&now) {
                 if self.static_owner.get(u) == Some(&lr) {
@@ -120,7 +121,10 @@ impl Cache {
 }
 
 /// The `static_routes` of `lr` once `edit` is applied.
-fn statics_after(lr: &crate::ovsdb::replica::Row, edit: &StaticRoutesEdit) -> BTreeSet<Uuid> {
+pub(super) fn statics_after(
+    lr: &crate::ovsdb::replica::Row,
+    edit: &StaticRoutesEdit,
+) -> BTreeSet<Uuid> {
     let mut s: BTreeSet<Uuid> = lr.get("static_routes").uuids().collect();
     s.retain(|u| !edit.remove.contains(u));
     s.extend(edit.add.iter().copied());
@@ -142,9 +146,7 @@ fn learn_one(
     let (facts, index) = learn::learn_router(v, ctx, inp, lr, ports, &mut edit, out);
     edit.apply(lr, out);
     cache.set_statics(lr.uuid(), statics_after(lr, &edit));
-    cache
-        .learn
-        .insert(lr.uuid(), RouterLearn { facts, index });
+    cache.learn.insert(lr.uuid(), RouterLearn { facts, index });
 }
 
 /// The full recompute of the route stage; returns the per-router results.
@@ -179,6 +181,10 @@ pub fn recompute(v: &Views, ctx: &Ctx, st: &mut RouteState, out: &mut Out) -> Ca
             advertise::reconcile(ctx, &inp, &ts, set, out);
         }
     }
+    if let Err(e) = learn_own_writes(v, ctx, &mut cache, &Out::default(), out) {
+        // Every router was just learned for; nothing here can be missing.
+        tracing::warn!(target: "ovn_ic", "route: learning our own new routes: {}", e.0);
+    }
     cache
 }
 
@@ -200,7 +206,8 @@ pub fn refresh(
     let res = {
         let v = base.with(&prev);
         refresh_in(&v, ctx, st, cache, lrs, extra_ts, &mut fresh)
-    };
+    }
+    .and_then(|()| learn_own_writes(base, ctx, cache, &prev, &mut fresh));
     *out = prev;
     out.merge(&fresh);
     res
@@ -232,6 +239,7 @@ fn refresh_in(
     if tses.is_empty() {
         return Ok(());
     }
+    st.stats.routers_refreshed += lrs.len() as u64;
     let mut inp = Inputs::load_for(v, &lrs, &lrp_names, &tses);
     if inp.g != cache.g {
         return Err(Unhandled("route options changed"));
@@ -376,8 +384,10 @@ pub fn routers_of_lrps(base: &Views, cache: &Cache, changed: &BTreeSet<Uuid>) ->
         .collect()
 }
 
-/// Changed NB `Logical_Router_Static_Route` rows: refresh their owners. A new route is
-/// attached to its router in the same transaction, so the router's own change covers it.
+/// Changed NB `Logical_Router_Static_Route` rows: a local route changed in place goes
+/// through the per-route path ([`per_route::local_routes`]), anything else refreshes its
+/// owner. A route inserted or deleted is attached to or detached from its router in the same
+/// transaction, so the router's own change ([`on_routers`]) covers it.
 pub fn on_static_routes(
     base: &Views,
     ctx: &Ctx,
@@ -386,15 +396,91 @@ pub fn on_static_routes(
     changed: &BTreeSet<Uuid>,
     out: &mut Out,
 ) -> Result<(), Unhandled> {
-    let lrs: BTreeSet<Uuid> = changed
-        .iter()
-        .filter_map(|u| cache.static_owner.get(u).copied())
-        .collect();
+    let changes = base.nb.replica().changes("Logical_Router_Static_Route");
+    let by_uuid: HashMap<Uuid, &crate::ovsdb::replica::Change> =
+        changes.iter().map(|c| (c.uuid, c)).collect();
+    let mut lrs = BTreeSet::new();
+    let mut in_place: Vec<(Uuid, Row, Row)> = vec![];
+    for u in changed {
+        let Some(lr) = cache.static_owner.get(u).copied() else {
+            continue;
+        };
+        match by_uuid.get(u) {
+            Some(c) if c.kind == ChangeKind::Inserted => {}
+            Some(c) if c.kind == ChangeKind::Deleted => {
+                let still = base
+                    .nb
+                    .get("Logical_Router", lr)
+                    .is_some_and(|r| r.get("static_routes").uuids().any(|x| x == *u));
+                if still {
+                    lrs.insert(lr);
+                }
+            }
+            Some(c) => match (c.old, c.new) {
+                (Some(o), Some(n)) => in_place.push((lr, o.clone(), n.clone())),
+                _ => {
+                    lrs.insert(lr);
+                }
+            },
+            None => {
+                lrs.insert(lr);
+            }
+        }
+    }
+    let mut per_router: BTreeMap<Uuid, (Vec<Row>, Vec<Row>)> = BTreeMap::new();
+    for (lr, o, n) in in_place {
+        let e = per_router.entry(lr).or_default();
+        e.0.push(o);
+        e.1.push(n);
+    }
+    per_route_then_refresh(base, ctx, st, cache, per_router, lrs, out)
+}
+
+/// Run the per-route path for each router's (gone, came) local routes; routers it does not
+/// apply to join `lrs`, which are refreshed.
+fn per_route_then_refresh(
+    base: &Views,
+    ctx: &Ctx,
+    st: &mut RouteState,
+    cache: &mut Cache,
+    per_router: BTreeMap<Uuid, (Vec<Row>, Vec<Row>)>,
+    mut lrs: BTreeSet<Uuid>,
+    out: &mut Out,
+) -> Result<(), Unhandled> {
+    for (lr, (gone, came)) in per_router {
+        if lrs.contains(&lr) {
+            continue;
+        }
+        let prev = std::mem::take(out);
+        let mut fresh = Out::default();
+        let res = {
+            let v = base.with(&prev);
+            per_route::local_routes(&v, ctx, st, cache, lr, &gone, &came, &mut fresh)
+        }
+        .and_then(|done| {
+            if done {
+                learn_own_writes(base, ctx, cache, &prev, &mut fresh)?;
+            }
+            Ok(done)
+        });
+        *out = prev;
+        match res? {
+            true => {
+                st.stats.per_route += 1;
+                out.merge(&fresh)
+            }
+            false => {
+                lrs.insert(lr);
+            }
+        }
+    }
     refresh(base, ctx, st, cache, &lrs, &BTreeSet::new(), out)
 }
 
-/// Changed NB `Logical_Router` rows: refresh the interconnected ones. A router created or
-/// deleted may change the set of interconnected routers: recompute.
+/// Changed NB `Logical_Router` rows: an interconnected router whose only change is local
+/// routes attached or detached goes through the per-route path; other interconnected ones are
+/// refreshed. A router created or deleted may change the set of interconnected routers:
+/// recompute.
 pub fn on_routers(
     base: &Views,
     ctx: &Ctx,
@@ -403,26 +489,60 @@ pub fn on_routers(
     changed: &BTreeSet<Uuid>,
     out: &mut Out,
 ) -> Result<(), Unhandled> {
-    let kinds: HashMap<Uuid, ChangeKind> = base
-        .nb
-        .replica()
-        .changes("Logical_Router")
-        .into_iter()
-        .map(|c| (c.uuid, c.kind))
+    let nb = base.nb.replica();
+    let lr_changes = nb.changes("Logical_Router");
+    let by_uuid: HashMap<Uuid, &crate::ovsdb::replica::Change> =
+        lr_changes.iter().map(|c| (c.uuid, c)).collect();
+    let sr_changes = nb.changes("Logical_Router_Static_Route");
+    let old_routes: HashMap<Uuid, &Row> = sr_changes
+        .iter()
+        .filter_map(|c| c.old.map(|o| (c.uuid, o)))
         .collect();
     let mut lrs = BTreeSet::new();
+    let mut per_router: BTreeMap<Uuid, (Vec<Row>, Vec<Row>)> = BTreeMap::new();
     for u in changed {
         let exists = base.nb.get("Logical_Router", *u).is_some();
-        if cache.routers.contains_key(u) {
-            if !exists {
-                return Err(Unhandled("interconnected router deleted"));
+        let change = by_uuid.get(u);
+        if !cache.routers.contains_key(u) {
+            if exists && change.map(|c| c.kind) != Some(ChangeKind::Updated) {
+                return Err(Unhandled("router created"));
             }
-            lrs.insert(*u);
-        } else if exists && kinds.get(u) != Some(&ChangeKind::Updated) {
-            return Err(Unhandled("router created"));
+            continue;
+        }
+        if !exists {
+            return Err(Unhandled("interconnected router deleted"));
+        }
+        let attach = change
+            .and_then(|c| Some((c.old?, c.new?)))
+            .filter(|(o, n)| o.changed_columns(n).all(|c| c == "static_routes"))
+            .and_then(|(o, n)| {
+                let was: BTreeSet<Uuid> = o.get("static_routes").uuids().collect();
+                let is: BTreeSet<Uuid> = n.get("static_routes").uuids().collect();
+                let gone = was
+                    .difference(&is)
+                    .map(|r| {
+                        old_routes
+                            .get(r)
+                            .map(|x| (*x).clone())
+                            .or_else(|| nb.get("Logical_Router_Static_Route", *r).cloned())
+                    })
+                    .collect::<Option<Vec<Row>>>()?;
+                let came = is
+                    .difference(&was)
+                    .map(|r| nb.get("Logical_Router_Static_Route", *r).cloned())
+                    .collect::<Option<Vec<Row>>>()?;
+                Some((gone, came))
+            });
+        match attach {
+            Some(gc) => {
+                per_router.insert(*u, gc);
+            }
+            None => {
+                lrs.insert(*u);
+            }
         }
     }
-    refresh(base, ctx, st, cache, &lrs, &BTreeSet::new(), out)
+    per_route_then_refresh(base, ctx, st, cache, per_router, lrs, out)
 }
 
 /// Changed ISB `Route` rows: refresh the routers learning through their transit switches and
@@ -436,6 +556,7 @@ pub fn on_isb_routes(
     out: &mut Out,
 ) -> Result<(), Unhandled> {
     if relearn_rows(base, ctx, cache, changed, out)? {
+        st.stats.per_row += 1;
         return Ok(());
     }
     let old: HashMap<Uuid, String> = base
@@ -539,54 +660,134 @@ fn relearn_rows_in(
         let Some(lr) = v.nb.get("Logical_Router", lr_uuid) else {
             return Err(Unhandled("interconnected router deleted"));
         };
-        let mut pbs = vec![];
-        let mut lrps = vec![];
-        for p in &cache.routers[&lr_uuid] {
-            let Some(pb) = v.icsb.get("Port_Binding", p.pb) else {
-                return Err(Unhandled("router port binding gone"));
-            };
-            pbs.push(pb);
-            lrps.push(
-                v.nb.find_by_str("Logical_Router_Port", "name", &p.lrp_name)
-                    .into_iter()
-                    .last(),
-            );
-        }
-        let ports: Vec<LearnPort> = pbs
-            .iter()
-            .zip(&lrps)
-            .map(|(pb, lrp)| LearnPort::new(pb, lrp.as_deref()))
-            .collect();
-        let rl = cache.learn.get_mut(&lr_uuid).expect("checked above");
         let mut edit = StaticRoutesEdit::default();
-        for u in changed {
-            let row = v.icsb.get("Route", *u);
-            let want = row
-                .as_ref()
-                .and_then(|r| learn::accept_any(&env, &lr, &rl.facts, &ports, r));
-            let have = rl.index.remove(u).unwrap_or_default();
-            match (&want, have.as_slice()) {
-                (Some(k), [(nb, hk)]) if k == hk => {
-                    rl.index.insert(*u, vec![(*nb, hk.clone())]);
-                    continue;
-                }
-                _ => {}
-            }
-            for (nb, _) in &have {
-                debug!(target: "ovn_ic", "Delete route learned from IC-SB row {} from NB.", u);
-                edit.remove.insert(*nb);
-            }
-            if let (Some(k), Some(r)) = (want, row) {
-                let nb = learn::insert_learned(&r, &k, out);
-                edit.add.push(nb);
-                rl.index.insert(*u, vec![(nb, k)]);
-            }
-        }
+        relearn_router(v, &env, cache, &lr, changed, &mut edit, out)?;
         edit.apply(&lr, out);
-        let now = statics_after(&lr, &edit);
-        cache.set_statics(lr_uuid, now);
+        cache.set_statics(lr_uuid, statics_after(&lr, &edit));
     }
     Ok(true)
+}
+
+/// Routers of this AZ learn each other's routes (L1 compares `lr-id`, not the AZ): the own ISB
+/// rows `fresh` inserts, changes or deletes are re-decided at once for every router on their
+/// switches, reading through `prev` and `fresh`, so that our own writes coming back through
+/// the monitor change nothing (the driver hides such echoes from the handlers).
+pub(super) fn learn_own_writes(
+    base: &Views,
+    ctx: &Ctx,
+    cache: &mut Cache,
+    prev: &Out,
+    fresh: &mut Out,
+) -> Result<(), Unhandled> {
+    let written: BTreeSet<Uuid> = fresh
+        .icsb
+        .table("Route")
+        .chain(fresh.icsb_locked.table("Route"))
+        .map(|(u, _)| *u)
+        .collect();
+    if written.is_empty() {
+        return Ok(());
+    }
+    let mut extra = Out::default();
+    {
+        let before = base.with(prev);
+        let v = before.with(fresh);
+        let mut by_ts: BTreeMap<String, BTreeSet<Uuid>> = BTreeMap::new();
+        for u in &written {
+            for r in [v.icsb.get("Route", *u), before.icsb.get("Route", *u)]
+                .into_iter()
+                .flatten()
+            {
+                by_ts
+                    .entry(r.str("transit_switch").to_string())
+                    .or_default()
+                    .insert(*u);
+            }
+        }
+        let mut rows_of: BTreeMap<Uuid, BTreeSet<Uuid>> = BTreeMap::new();
+        for (ts, rows) in &by_ts {
+            for lr in cache.routers_on(ts) {
+                rows_of.entry(lr).or_default().extend(rows);
+            }
+        }
+        let g = cache.g.clone();
+        let env = LearnEnv {
+            ctx,
+            g: &g,
+            has_route_options: v.icsb.replica().has_column("Route", "options"),
+        };
+        for (lr_uuid, rows) in rows_of {
+            let Some(lr) = v.nb.get("Logical_Router", lr_uuid) else {
+                return Err(Unhandled("interconnected router deleted"));
+            };
+            let mut edit = StaticRoutesEdit::default();
+            relearn_router(&v, &env, cache, &lr, &rows, &mut edit, &mut extra)?;
+            edit.apply(&lr, &mut extra);
+            cache.set_statics(lr_uuid, statics_after(&lr, &edit));
+        }
+    }
+    fresh.merge(&extra);
+    Ok(())
+}
+
+/// Re-decide L1–L6 of the ISB rows `rows` alone for the interconnected router `lr` (its
+/// learn facts as kept in `cache`, which must have them): learned NB routes to insert and
+/// detach go to `out` and `edit`, the kept index follows.
+pub(super) fn relearn_router(
+    v: &Views,
+    env: &LearnEnv,
+    cache: &mut Cache,
+    lr: &crate::ovsdb::replica::Row,
+    rows: &BTreeSet<Uuid>,
+    edit: &mut StaticRoutesEdit,
+    out: &mut Out,
+) -> Result<(), Unhandled> {
+    let lr_uuid = lr.uuid();
+    let mut pbs = vec![];
+    let mut lrps = vec![];
+    for p in cache.routers.get(&lr_uuid).into_iter().flatten() {
+        let Some(pb) = v.icsb.get("Port_Binding", p.pb) else {
+            return Err(Unhandled("router port binding gone"));
+        };
+        pbs.push(pb);
+        lrps.push(
+            v.nb.find_by_str("Logical_Router_Port", "name", &p.lrp_name)
+                .into_iter()
+                .last(),
+        );
+    }
+    let ports: Vec<LearnPort> = pbs
+        .iter()
+        .zip(&lrps)
+        .map(|(pb, lrp)| LearnPort::new(pb, lrp.as_deref()))
+        .collect();
+    let Some(rl) = cache.learn.get_mut(&lr_uuid) else {
+        return Err(Unhandled("no learn facts kept for the router"));
+    };
+    for u in rows {
+        let row = v.icsb.get("Route", *u);
+        let want = row
+            .as_ref()
+            .and_then(|r| learn::accept_any(env, lr, &rl.facts, &ports, r));
+        let have = rl.index.remove(u).unwrap_or_default();
+        match (&want, have.as_slice()) {
+            (Some(k), [(nb, hk)]) if k == hk => {
+                rl.index.insert(*u, vec![(*nb, hk.clone())]);
+                continue;
+            }
+            _ => {}
+        }
+        for (nb, _) in &have {
+            debug!(target: "ovn_ic", "Delete route learned from IC-SB row {} from NB.", u);
+            edit.remove.insert(*nb);
+        }
+        if let (Some(k), Some(r)) = (want, row) {
+            let nb = learn::insert_learned(&r, &k, out);
+            edit.add.push(nb);
+            rl.index.insert(*u, vec![(nb, k)]);
+        }
+    }
+    Ok(())
 }
 
 /// A change of `NB_Global`: handled when the route options stay the same.

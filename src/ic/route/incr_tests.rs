@@ -238,6 +238,31 @@ impl World {
 
 /// The real writes of `out` on top of `v`, inserted rows named by their content.
 fn effective(v: &Views, out: &Out) -> Vec<String> {
+    // ISB rows inserted by this output, named by content: learned NB routes refer to them.
+    let mut new_isb: BTreeMap<String, String> = BTreeMap::new();
+    for (uid, x) in out
+        .icsb
+        .table("Route")
+        .chain(out.icsb_locked.table("Route"))
+    {
+        if let RowIntent::Insert(cols) = x {
+            let c: Vec<String> = ["transit_switch", "ip_prefix", "nexthop", "route_table"]
+                .iter()
+                .map(|k| {
+                    cols.get(*k)
+                        .map(|d| d.to_json().to_string())
+                        .unwrap_or_default()
+                })
+                .collect();
+            new_isb.insert(uid.to_string(), format!("new-isb-route{c:?}"));
+        }
+    }
+    let name_refs = |mut s: String| {
+        for (u, n) in &new_isb {
+            s = s.replace(u.as_str(), n);
+        }
+        s
+    };
     let mut res = vec![];
     for (name, view, i) in [
         ("nb", &v.nb, &out.nb),
@@ -254,7 +279,7 @@ fn effective(v: &Views, out: &Out) -> Vec<String> {
                         .iter()
                         .map(|(k, d)| (k, d.to_json().to_string()))
                         .collect();
-                    ins.insert(*uid, format!("{t}{c:?}"));
+                    ins.insert(*uid, name_refs(format!("{t}{c:?}")));
                 }
             }
         }
@@ -506,6 +531,8 @@ fn incremental_equals_full_recompute_on_random_route_changes() {
             }
             w.clear();
         }
+        assert!(st.stats.per_route > 0, "seed {seed}: {:?}", st.stats);
+        assert!(st.stats.per_row > 0, "seed {seed}: {:?}", st.stats);
         assert!(handled >= 50);
         assert!(non_empty > 5, "seed {seed}: too few effective changes");
     }
@@ -659,11 +686,17 @@ fn one_foreign_route_is_relearned_alone() {
     assert_eq!(effective(&w.views(), &out), effective(&w.views(), &full));
     let inserts = out.nb.table("Logical_Router_Static_Route").count();
     assert_eq!(inserts, learners.len(), "{out:#?}");
-    assert!(out.icsb.is_empty(), "no ISB write for a foreign row: {out:#?}");
+    assert!(
+        out.icsb.is_empty(),
+        "no ISB write for a foreign row: {out:#?}"
+    );
     w.clear();
     w.commit(&out);
     let (_, fresh) = w.full();
-    assert_eq!(cache, fresh, "kept results equal a recompute after the commit");
+    assert_eq!(
+        cache, fresh,
+        "kept results equal a recompute after the commit"
+    );
 
     // A change of one of our own rows is not for the per-row path.
     w.clear();
@@ -684,4 +717,78 @@ fn one_foreign_route_is_relearned_alone() {
         Ok(false)
     );
     assert!(out.is_empty());
+}
+
+/// Attach a new local static route to router `r` (one NB transaction, as `lr-route-add`).
+fn add_local_route(w: &mut World, r: u32, prefix: &str) -> Uuid {
+    let mut nb = Intents::new();
+    let sr = nb.insert(
+        "Logical_Router_Static_Route",
+        vec![
+            ("ip_prefix", Datum::scalar(prefix)),
+            ("nexthop", Datum::scalar(format!("10.{r}.0.254").as_str())),
+        ],
+    );
+    let lr = w.nb.get("Logical_Router", uu(lr_uuid(r))).expect("router");
+    let mut set: BTreeSet<Uuid> = lr.get("static_routes").uuids().collect();
+    set.insert(sr);
+    nb.update(
+        "Logical_Router",
+        uu(lr_uuid(r)),
+        vec![("static_routes", Datum::set(set.into_iter().map(Into::into)))],
+    );
+    commit(&mut w.nb, &nb);
+    sr
+}
+
+#[test]
+fn one_local_route_is_advertised_and_withdrawn_without_a_router_refresh() {
+    let mut w = world();
+    az2_routes(&mut w, 0, 200);
+    w.clear();
+    let mut cache = converge(&mut w);
+    let mut st = RouteState::default();
+    let r = ROUTERS[0].0;
+
+    // Added: advertised (and, with the same prefix as an AZ2 route, that one unlearned).
+    let sr = add_local_route(&mut w, r, "10.200.7.0/24");
+    let out = w.incremental(&mut st, &mut cache).expect("handled");
+    let (full, _) = w.full();
+    assert_eq!(effective(&w.views(), &out), effective(&w.views(), &full));
+    assert!(out.icsb.table("Route").count() > 0, "advertised: {out:#?}");
+    assert_eq!(st.stats.routers_refreshed, 0, "{:?}", st.stats);
+    assert_eq!(st.stats.per_route, 1, "{:?}", st.stats);
+    w.clear();
+    w.commit(&out);
+    w.clear();
+    let (_, fresh) = w.full();
+    assert_eq!(cache, fresh, "kept results equal a recompute");
+
+    // Removed again: withdrawn and the AZ2 route learned back, still no refresh.
+    let lr = w.nb.get("Logical_Router", uu(lr_uuid(r))).expect("router");
+    let set: BTreeSet<Uuid> = lr
+        .get("static_routes")
+        .uuids()
+        .filter(|x| *x != sr)
+        .collect();
+    let mut nb = Intents::new();
+    nb.update(
+        "Logical_Router",
+        uu(lr_uuid(r)),
+        vec![("static_routes", Datum::set(set.into_iter().map(Into::into)))],
+    );
+    nb.delete("Logical_Router_Static_Route", sr);
+    commit(&mut w.nb, &nb);
+    let out = w.incremental(&mut st, &mut cache).expect("handled");
+    let (full, _) = w.full();
+    let eff = effective(&w.views(), &out);
+    assert_eq!(eff, effective(&w.views(), &full));
+    assert!(!eff.is_empty());
+    assert_eq!(st.stats.routers_refreshed, 0, "{:?}", st.stats);
+    assert_eq!(st.stats.per_route, 2, "{:?}", st.stats);
+    w.clear();
+    w.commit(&out);
+    w.clear();
+    let (_, fresh) = w.full();
+    assert_eq!(cache, fresh, "kept results equal a recompute");
 }

@@ -99,8 +99,9 @@ pub fn collect_learned(
 /// not depend on the ISB routes, so the per-row path keeps it between runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LearnFacts {
-    /// (route_table, ip_prefix) of its non-learned static routes (key presence only).
-    pub local_statics: BTreeSet<(String, String)>,
+    /// (route_table, ip_prefix) of its non-learned static routes, with how many routes have
+    /// it (L5.8 asks for presence only).
+    pub local_statics: BTreeMap<(String, String), usize>,
     /// Its LB VIPs (from `load_balancer` and groups).
     pub vips: Vec<Ip46>,
     /// Its SB Learned_Route prefixes.
@@ -147,7 +148,7 @@ pub fn need_learn(
         return false;
     }
     if f.local_statics
-        .contains(&(r.route_table.to_string(), r.ip_prefix.to_string()))
+        .contains_key(&(r.route_table.to_string(), r.ip_prefix.to_string()))
     {
         return false;
     }
@@ -166,18 +167,25 @@ pub fn need_learn(
     !f.sb_learned.contains(r.ip_prefix)
 }
 
+/// Whether a static route counts as local for L5.8 (no `ic-learned-route` at all).
+pub fn is_local(r: &Row) -> bool {
+    r.smap_get("external_ids", "ic-learned-route").is_none()
+}
+
+/// The L5.8 key of a local static route: (route_table, ip_prefix).
+pub fn local_key(r: &Row) -> (String, String) {
+    (
+        r.str("route_table").to_string(),
+        r.str("ip_prefix").to_string(),
+    )
+}
+
 /// The facts about a router L5 needs.
 pub fn router_facts(v: &Views, inp: &Inputs, lr: &Row, statics: &[&Row]) -> LearnFacts {
-    let local_statics = statics
-        .iter()
-        .filter(|r| r.smap_get("external_ids", "ic-learned-route").is_none())
-        .map(|r| {
-            (
-                r.str("route_table").to_string(),
-                r.str("ip_prefix").to_string(),
-            )
-        })
-        .collect();
+    let mut local_statics: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for r in statics.iter().filter(|r| is_local(r)) {
+        *local_statics.entry(local_key(r)).or_default() += 1;
+    }
     let mut lbs: BTreeSet<Uuid> = lr.get("load_balancer").uuids().collect();
     for g in lr.get("load_balancer_group").uuids() {
         if let Some(g) = v.nb.get("Load_Balancer_Group", g) {

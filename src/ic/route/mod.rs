@@ -43,6 +43,7 @@ pub mod collect;
 pub mod incr;
 pub mod learn;
 pub mod parse;
+pub mod per_route;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -59,6 +60,19 @@ use parse::PrefixList;
 pub struct RouteState {
     /// Origins already reported as unsupported by the ISB server (logged once each).
     pub warned_origins: BTreeSet<String>,
+    /// How the incremental paths were taken (for tests and debugging).
+    pub stats: RouteStats,
+}
+
+/// Counters of the route stage's incremental paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteStats {
+    /// Routers whose candidates and learned routes were rebuilt by a refresh.
+    pub routers_refreshed: u64,
+    /// Routers updated by the per-route path for local static routes.
+    pub per_route: u64,
+    /// Batches of changed ISB rows handled by the per-row learn path.
+    pub per_row: u64,
 }
 
 /// The `NB_Global.options` the route exchange reads.
