@@ -143,3 +143,20 @@ pub struct Ctx {
     /// This instance holds `ovn_ic_sb` and may write through the locked session this run.
     pub isb_leader: bool,
 }
+
+/// Whether the echo of our own write `e` to `table` of database `db` can be hidden from the
+/// engine (see `Replica::absorb_echoes`). Only where every node reading the table needs
+/// nothing from it: the route stage's own ISB `Route` rows and learned NB routes (it learns its
+/// own ISB writes in the same run, `route::incr::learn_own_writes`), and its edits of a
+/// router's `static_routes` alone. Other nodes keep state built from the changes they see (the
+/// datapath images, for one), so their echoes are delivered.
+pub fn echo_is_noop(db: &str, table: &str, e: &crate::ovsdb::replica::Expect) -> bool {
+    use crate::ovsdb::replica::Expect;
+    match (db, table) {
+        (tables::ICSB_DB, "Route") | (tables::NB_DB, "Logical_Router_Static_Route") => true,
+        (tables::NB_DB, "Logical_Router") => {
+            matches!(e, Expect::Row(cols) if cols.keys().all(|c| c == "static_routes"))
+        }
+        _ => false,
+    }
+}
