@@ -599,10 +599,8 @@ fn own_addresses(nb: &serde_json::Value, lr: &serde_json::Value) -> Vec<String> 
 
 /// AZ2's router `lr2c` uses AZ1 `lr1`'s address 169.254.100.1 on `ts1`. Required: no router
 /// learns a route whose next hop is one of its own addresses (a self-loop), and the clash is
-/// reported with a warning. Ignored: the daemon currently learns such routes silently (see
-/// the report of issue 8, part 1).
+/// reported with a warning.
 #[test]
-#[ignore = "ovn-ic learns routes whose next hop is the learner's own address (src/ic/route)"]
 fn clashing_router_port_addresses_learn_no_self_loops() {
     let _g = serial();
     let env = Env::start(Opts {

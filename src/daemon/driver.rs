@@ -120,7 +120,7 @@ impl IcDriver {
         let icsb_locked = session(
             tables::ICSB_DB,
             &opts.ic_sb_db,
-            tables::icsb_monitor(),
+            tables::icsb_locked_monitor(),
             None,
             opts,
             &ssl,

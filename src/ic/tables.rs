@@ -161,3 +161,12 @@ pub fn icnb_monitor() -> MonitorSpec {
 pub fn icsb_monitor() -> MonitorSpec {
     all(ICSB_TABLES)
 }
+/// The IC-SB session that holds the lock: everything but `Route`. Only the unlocked session
+/// reads and writes routes (the largest table by far), so a second copy of them would only cost
+/// memory and decoding.
+pub fn icsb_locked_monitor() -> MonitorSpec {
+    all(ICSB_TABLES)
+        .into_iter()
+        .filter(|(t, _)| t != "Route")
+        .collect()
+}

@@ -18,6 +18,12 @@ use crate::ovsdb::{Datum, Uuid};
 
 static BAD_RL: RateLimit = RateLimit::new(5, 1);
 static VIP_RL: RateLimit = RateLimit::new(5, 1);
+static CLASH_RL: RateLimit = RateLimit::new(5, 1);
+
+/// Whether `nh` is one of the port's own addresses (not just on its networks).
+fn is_own_address(n: &PortAddrs, nh: Ip46) -> bool {
+    n.v4.iter().chain(&n.v6).any(|(a, _)| *a == nh)
+}
 
 /// Key of a learned route (A.7.5): prefix, plen, next hop, origin, route table, ISB row UUID,
 /// override-connected.
@@ -299,6 +305,18 @@ pub fn accept(
         plen: pr.plen,
     };
     if !need_learn(env.g, lr, f, port.lrp, port.nets.as_ref(), &ir) {
+        return None;
+    }
+    // [REC] A next hop that is this port's own address (another AZ uses the same address on
+    // the transit switch) would be a route to ourselves: a forwarding loop. Not learned.
+    if port
+        .nets
+        .as_ref()
+        .is_some_and(|n| is_own_address(n, nexthop))
+    {
+        crate::vlog_rl!(CLASH_RL, warn, target: "ovn_ic",
+            "Route learn: not learning {} -> {} into router {}: the next hop is the router's own address on transit switch {} (address clash between availability zones).",
+            p, nh, lr.str("name"), port.ts);
         return None;
     }
     Some(LearnedKey {

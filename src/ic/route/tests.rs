@@ -421,6 +421,16 @@ fn learn_rules_l1_to_l5() {
 }
 
 #[test]
+fn next_hop_on_the_learners_own_address_is_not_learned() {
+    let learned = |sp: &Spec| inserts(&sp.build().run().nb, "Logical_Router_Static_Route").len();
+    let mut sp = spec();
+    assert_eq!(learned(&sp), 1);
+    // Another AZ's router uses LR1's own TS port address: learning would loop to ourselves.
+    sp.icsb["Route"][u(R_AZ2)]["nexthop"] = json!("169.254.100.1");
+    assert_eq!(learned(&sp), 0);
+}
+
+#[test]
 fn local_vip_suppresses_learning_and_lb_routes_need_learn_lb() {
     let mut sp = spec();
     sp.nb["Load_Balancer"] =
