@@ -56,7 +56,7 @@ fn smap(row: &Value, col: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn get<'a>(row: &'a Value, col: &str, key: &str) -> Option<String> {
+fn get(row: &Value, col: &str, key: &str) -> Option<String> {
     smap(row, col)
         .into_iter()
         .find(|(k, _)| k == key)

@@ -304,7 +304,7 @@ impl<'a> View<'a> {
         let mut seen = std::collections::HashSet::new();
         let mut out = vec![];
         let base = self.replica.find(table, &[column], &[Datum::scalar(value)]);
-        let may_match = |d: &Datum| d.as_str().is_none_or(|s| s == value);
+        let may_match = |d: &Datum| d.as_str().map_or(true, |s| s == value);
         let layered = self.layers.iter().flat_map(|l| {
             l.table(table)
                 .filter(|(_, i)| match i {
