@@ -51,6 +51,24 @@ pub const PORT_KEY_MAX: i64 = 32767;
 pub const TYPE_TS_PORT: &str = "transit-switch-port";
 pub const TYPE_TR_PORT: &str = "transit-router-port";
 
+/// The NB rows of `table` (`Logical_Switch` / `Logical_Router`) named `name` that exist in the
+/// replica, as `nb` shows them after the intents of this run (updated, or gone if deleted).
+///
+/// Rows that an earlier stage inserted in this run are deliberately not seen: upstream's port
+/// stage does not recognise a transit switch/router image created in the same iteration either
+/// (its marker is not readable yet, spec §4.6.2 step 1), and a lookup through the replica's
+/// index stays O(matches) however many images the transit stages just created. (Looking names
+/// up through every layered row cost minutes of CPU once thousands of transit switches were
+/// created in one run.)
+pub(crate) fn committed_by_name<'a>(nb: &View<'a>, table: &str, name: &str) -> Vec<Cow<'a, Row>> {
+    nb.replica()
+        .find(table, &["name"], &[Datum::scalar(name)])
+        .into_iter()
+        .filter_map(|r| nb.get(table, r.uuid()))
+        .filter(|r| r.str("name") == name)
+        .collect()
+}
+
 /// Process-lifetime state of the stage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PortBindingState {
@@ -516,10 +534,9 @@ pub fn run(v: &Views, ctx: &Ctx, st: &mut PortBindingState, out: &mut Out) {
 fn sync_transit_switch(r: &mut Run, ts: &Row) {
     let v = r.v;
     let ts_name = ts.str("name");
-    let ls =
-        v.nb.find_by_str("Logical_Switch", "name", ts_name)
-            .into_iter()
-            .find(|ls| ls.smap_get("other_config", "interconn-ts") == Some(ts_name));
+    let ls = committed_by_name(&v.nb, "Logical_Switch", ts_name)
+        .into_iter()
+        .find(|ls| ls.smap_get("other_config", "interconn-ts") == Some(ts_name));
     let Some(ls) = ls else {
         debug!(target: "ovn_ic", "Transit switch {} not found in NB.", ts_name);
         return;
@@ -1000,10 +1017,9 @@ fn legacy_remote_sync(r: &mut Run, pb: &Row, lsp: &Row, sb_pb: &Row) {
 fn sync_transit_router(r: &mut Run, tr: &Row) {
     let v = r.v;
     let tr_name = tr.str("name");
-    let lr =
-        v.nb.find_by_str("Logical_Router", "name", tr_name)
-            .into_iter()
-            .find(|lr| lr.smap_get("options", "interconn-tr").is_some());
+    let lr = committed_by_name(&v.nb, "Logical_Router", tr_name)
+        .into_iter()
+        .find(|lr| lr.smap_get("options", "interconn-tr").is_some());
     let Some(lr) = lr else {
         debug!(target: "ovn_ic", "Transit router {} not found in NB.", tr_name);
         return;

@@ -316,14 +316,24 @@ impl<'a> View<'a> {
                 .collect();
         }
         // The replica's matches (through its index) as the layers leave them, then the rows
-        // the layers insert or change: no copy of the whole table per lookup.
+        // whose intents set `column` to `value` (or insert a row without it when `value` is the
+        // default ""): a row whose column no layer sets keeps the replica's value, so the index
+        // already found it. Only candidates are materialised, so a lookup costs no row copy
+        // per layered row (thousands of rows inserted by an earlier stage made every lookup
+        // build thousands of rows).
         let mut seen = std::collections::HashSet::new();
         let mut out = vec![];
         let base = self.replica.find(table, &[column], &[Datum::scalar(value)]);
-        let layered = self
-            .layers
-            .iter()
-            .flat_map(|l| l.table(table).map(|(u, _)| *u));
+        let may_match = |d: &Datum| d.as_str().map_or(true, |s| s == value);
+        let layered = self.layers.iter().flat_map(|l| {
+            l.table(table)
+                .filter(|(_, i)| match i {
+                    RowIntent::Insert(cols) => cols.get(column).map_or(value.is_empty(), may_match),
+                    RowIntent::Update(cols) => cols.get(column).is_some_and(may_match),
+                    RowIntent::Delete => false,
+                })
+                .map(|(u, _)| *u)
+        });
         for u in base.iter().map(|r| r.uuid()).chain(layered) {
             if !seen.insert(u) {
                 continue;
@@ -435,6 +445,24 @@ mod tests {
             .collect();
         assert_eq!(got, vec![Uuid(2)]);
         assert!(v.find_by_str("A", "name", "b").is_empty());
+        // Layers that do not set the column leave the replica's value; an insert without it
+        // has the default "".
+        let mut l3 = Intents::new();
+        l3.update("A", Uuid(2), vec![("opts", Datum::smap([("k", "v")]))]);
+        let d = l3.insert("A", vec![("opts", Datum::smap([("k", "v")]))]);
+        let v = v.with(&l3);
+        let got: Vec<Uuid> = v
+            .find_by_str("A", "name", "a")
+            .iter()
+            .map(|r| r.uuid())
+            .collect();
+        assert_eq!(got, vec![Uuid(2)]);
+        let got: Vec<Uuid> = v
+            .find_by_str("A", "name", "")
+            .iter()
+            .map(|r| r.uuid())
+            .collect();
+        assert_eq!(got, vec![d]);
     }
 
     #[test]

@@ -142,7 +142,7 @@ const CHASSIS_NAMES: Need = Need {
 
 /// The NB images of transit switch `name` (as the sync looks them up).
 fn ls_images<'a>(v: &Views<'a>, name: &str) -> Vec<Cow<'a, Row>> {
-    v.nb.find_by_str("Logical_Switch", "name", name)
+    super::committed_by_name(&v.nb, "Logical_Switch", name)
         .into_iter()
         .filter(|ls| ls.smap_get("other_config", "interconn-ts") == Some(name))
         .collect()
@@ -208,7 +208,7 @@ impl Topo {
         for tr in v.icnb.rows("Transit_Router") {
             let name = tr.str("name");
             let key = Key::Tr(name.to_string()).encode();
-            for lr in v.nb.find_by_str("Logical_Router", "name", name) {
+            for lr in super::committed_by_name(&v.nb, "Logical_Router", name) {
                 if lr.smap_get("options", "interconn-tr").is_none() {
                     continue;
                 }

@@ -148,6 +148,19 @@ pub fn run_scoped(
 ) -> Result<(), Unhandled> {
     let mut all = keys.clone();
     all.extend(keys_of_out(v, out)?);
+    // A datapath that went away (or a change of a switch still without one) may have freed a
+    // key a switch is waiting for since the key space ran out: retry every switch without a
+    // datapath. Only such changes pay for the scan of the IC-NB switches.
+    if ctx.isb_leader && keys.iter().any(|k| dps.ts_datapath(k).is_none()) {
+        all.extend(
+            v.icnb
+                .rows("Transit_Switch")
+                .iter()
+                .map(|r| r.str("name"))
+                .filter(|n| dps.ts_datapath(n).is_none())
+                .map(str::to_string),
+        );
+    }
     let mut fresh = Out::default();
     let mut used = None;
     for key in &all {
