@@ -6,13 +6,16 @@
 //! ovsdb-server uses (integers/reals numerically, false < true, strings bytewise, uuids by value).
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 
 use serde_json::Value;
 
 use super::schema::{BaseType, ColumnType};
 use super::uuid::Uuid;
+
+mod sorted;
+use sorted::{merge, Merged};
+pub use sorted::{AtomMap, AtomSet, MapIter};
 
 /// The five atomic types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -254,26 +257,26 @@ impl Hash for Atom {
 /// A column value: a set (scalars are one-element sets) or a map.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Datum {
-    Set(BTreeSet<Atom>),
-    Map(BTreeMap<Atom, Atom>),
+    Set(AtomSet),
+    Map(AtomMap),
 }
 
 impl Default for Datum {
     fn default() -> Self {
-        Datum::Set(BTreeSet::new())
+        Datum::Set(AtomSet::new())
     }
 }
 
 impl Datum {
     pub fn empty_set() -> Datum {
-        Datum::Set(BTreeSet::new())
+        Datum::Set(AtomSet::new())
     }
     pub fn empty_map() -> Datum {
-        Datum::Map(BTreeMap::new())
+        Datum::Map(AtomMap::new())
     }
     /// A one-element set.
     pub fn scalar(a: impl Into<Atom>) -> Datum {
-        Datum::Set(BTreeSet::from([a.into()]))
+        Datum::Set(AtomSet::from_sorted_vec(vec![a.into()]))
     }
     pub fn set(atoms: impl IntoIterator<Item = Atom>) -> Datum {
         Datum::Set(atoms.into_iter().collect())
@@ -300,21 +303,21 @@ impl Datum {
         let present = ty.min > 0;
         match &ty.value {
             Some(vt) => {
-                let mut m = BTreeMap::new();
+                let mut m = Vec::new();
                 if present {
-                    m.insert(
+                    m.push((
                         Atom::default_for(ty.key.atomic),
                         Atom::default_for(vt.atomic),
-                    );
+                    ));
                 }
-                Datum::Map(m)
+                Datum::Map(AtomMap::from_sorted_vec(m))
             }
             None => {
-                let mut s = BTreeSet::new();
+                let mut s = Vec::new();
                 if present {
-                    s.insert(Atom::default_for(ty.key.atomic));
+                    s.push(Atom::default_for(ty.key.atomic));
                 }
-                Datum::Set(s)
+                Datum::Set(AtomSet::from_sorted_vec(s))
             }
         }
     }
@@ -351,38 +354,62 @@ impl Datum {
         if let Some(vt) = &ty.value {
             let pairs = unwrap_tagged(v, "map")?;
             check_count(pairs.len())?;
-            let mut m = BTreeMap::new();
+            // Decode every pair, then sort and look for duplicate keys. The error reported is
+            // the one a one-by-one insertion would hit first: a duplicate among the pairs before
+            // the first undecodable one wins over that decode error.
+            let mut m = Vec::with_capacity(pairs.len());
+            let mut failed = None;
             for p in pairs {
-                let (k, val) = match p.as_array().map(Vec::as_slice) {
-                    Some([k, val]) => (k, val),
-                    _ => {
-                        return Err(DatumError::Type {
-                            expected: "2-element array".into(),
-                            got: json_kind(p).into(),
-                        })
-                    }
+                let decoded = match p.as_array().map(Vec::as_slice) {
+                    Some([k, val]) => Atom::from_json(k, ty.key.atomic)
+                        .and_then(|k| Ok((k, Atom::from_json(val, vt.atomic)?))),
+                    _ => Err(DatumError::Type {
+                        expected: "2-element array".into(),
+                        got: json_kind(p).into(),
+                    }),
                 };
-                let k = Atom::from_json(k, ty.key.atomic)?;
-                let val = Atom::from_json(val, vt.atomic)?;
-                if m.insert(k, val).is_some() {
-                    return Err(DatumError::DuplicateKey);
+                match decoded {
+                    Ok(kv) => m.push(kv),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
             }
-            return Ok(Datum::Map(m));
+            m.sort_by(|a, b| a.0.cmp(&b.0));
+            if m.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(DatumError::DuplicateKey);
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            return Ok(Datum::Map(AtomMap::from_sorted_vec(m)));
         }
         if is_tagged_array(v, "set") {
             let elems = unwrap_tagged(v, "set")?;
             check_count(elems.len())?;
-            let mut s = BTreeSet::new();
+            let mut s = Vec::with_capacity(elems.len());
+            let mut failed = None;
             for e in elems {
-                if !s.insert(Atom::from_json(e, ty.key.atomic)?) {
-                    return Err(DatumError::DuplicateSet);
+                match Atom::from_json(e, ty.key.atomic) {
+                    Ok(a) => s.push(a),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
             }
-            Ok(Datum::Set(s))
+            s.sort_unstable();
+            if s.windows(2).any(|w| w[0] == w[1]) {
+                return Err(DatumError::DuplicateSet);
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            Ok(Datum::Set(AtomSet::from_sorted_vec(s)))
         } else {
             check_count(1)?;
-            Ok(Datum::Set(BTreeSet::from([Atom::from_json(
+            Ok(Datum::Set(AtomSet::from_sorted_vec(vec![Atom::from_json(
                 v,
                 ty.key.atomic,
             )?])))
@@ -399,7 +426,7 @@ impl Datum {
                     .map(|(k, v)| Value::Array(vec![k.to_json(), v.to_json()]))
                     .collect(),
             ),
-            Datum::Set(s) if s.len() == 1 => s.iter().next().map_or(Value::Null, Atom::to_json),
+            Datum::Set(s) if s.len() == 1 => s.first().map_or(Value::Null, Atom::to_json),
             Datum::Set(s) => tagged("set", s.iter().map(Atom::to_json).collect()),
         }
     }
@@ -450,42 +477,25 @@ impl Datum {
                 Datum::empty_set()
             };
         }
-        let unbounded = ty.min == 0 && ty.max == u64::MAX;
+        // Both sides are sorted: build the result in one linear merge, check its size, and only
+        // then replace `self` (so an error leaves it unchanged).
         match (self, diff) {
             (Datum::Set(s), Datum::Set(d)) => {
-                if !unbounded {
-                    let removed = d.iter().filter(|a| s.contains(*a)).count();
-                    check(s.len() + (d.len() - removed) - removed)?;
-                }
-                for a in d {
-                    if !s.remove(a) {
-                        s.insert(a.clone());
-                    }
-                }
+                let new: Vec<Atom> = s.symmetric_difference(d).cloned().collect();
+                check(new.len())?;
+                *s = AtomSet::from_sorted_vec(new);
             }
             (Datum::Map(m), Datum::Map(d)) => {
-                if !unbounded {
-                    let (mut added, mut removed) = (0, 0);
-                    for (k, v) in d {
-                        match m.get(k) {
-                            None => added += 1,
-                            Some(old) if old == v => removed += 1,
-                            Some(_) => {}
-                        }
-                    }
-                    check(m.len() + added - removed)?;
-                }
-                for (k, v) in d {
-                    match m.get_mut(k) {
-                        Some(old) if old == v => {
-                            m.remove(k);
-                        }
-                        Some(old) => old.clone_from(v),
-                        None => {
-                            m.insert(k.clone(), v.clone());
-                        }
-                    }
-                }
+                let new: Vec<(Atom, Atom)> =
+                    merge(m.as_slice(), d.as_slice(), |a, b| a.0.cmp(&b.0))
+                        .filter_map(|step| match step {
+                            Merged::Left(kv) | Merged::Right(kv) => Some(kv.clone()),
+                            Merged::Both(old, new) if old.1 == new.1 => None,
+                            Merged::Both(_, new) => Some(new.clone()),
+                        })
+                        .collect();
+                check(new.len())?;
+                *m = AtomMap::from_sorted_vec(new);
             }
             // Kinds were checked above; keep this total rather than panicking.
             (d, _) => return Err(kind_err(d)),
@@ -506,8 +516,8 @@ impl Datum {
     /// The single atom of a scalar (or set) datum, if it has exactly one... or the first one.
     pub fn first(&self) -> Option<&Atom> {
         match self {
-            Datum::Set(s) => s.iter().next(),
-            Datum::Map(m) => m.keys().next(),
+            Datum::Set(s) => s.first(),
+            Datum::Map(m) => m.first_key_value().map(|(k, _)| k),
         }
     }
     pub fn as_str(&self) -> Option<&str> {
@@ -522,13 +532,13 @@ impl Datum {
     pub fn as_uuid(&self) -> Option<Uuid> {
         self.first().and_then(Atom::as_uuid)
     }
-    pub fn as_set(&self) -> Option<&BTreeSet<Atom>> {
+    pub fn as_set(&self) -> Option<&AtomSet> {
         match self {
             Datum::Set(s) => Some(s),
             _ => None,
         }
     }
-    pub fn as_map(&self) -> Option<&BTreeMap<Atom, Atom>> {
+    pub fn as_map(&self) -> Option<&AtomMap> {
         match self {
             Datum::Map(m) => Some(m),
             _ => None,

@@ -70,7 +70,7 @@ impl TableMeta {
     }
 }
 
-static EMPTY: Datum = Datum::Set(BTreeSet::new());
+static EMPTY: std::sync::LazyLock<Datum> = std::sync::LazyLock::new(Datum::empty_set);
 
 /// One row: its UUID and the values of the monitored columns.
 #[derive(Debug, Clone)]

@@ -270,7 +270,7 @@ impl BaseType {
                 max: u64::MAX,
             };
             match Datum::from_json(e, &enum_type) {
-                Ok(Datum::Set(set)) => base.enum_values = Some(set),
+                Ok(Datum::Set(set)) => base.enum_values = Some(set.into_iter().collect()),
                 Ok(Datum::Map(_)) => return Err(syntax("enum must be a set")),
                 Err(err) => return Err(syntax(format!("enum: {err}"))),
             }
@@ -286,7 +286,7 @@ impl BaseType {
         let mut o = serde_json::Map::new();
         o.insert("type".into(), Value::from(self.atomic.name()));
         if let Some(e) = &self.enum_values {
-            let d = Datum::Set(e.clone());
+            let d = Datum::Set(e.iter().cloned().collect());
             o.insert("enum".into(), d.to_json());
         }
         let mut put = |k: &str, v: Option<Value>| {

@@ -6,11 +6,11 @@
 //! server's schema lacks are never sent. A transaction whose operations change nothing
 //! ([`Txn::is_empty`]) is not sent at all.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::datum::{Atom, Datum};
+use super::datum::{Atom, AtomMap, AtomSet, Datum};
 use super::replica::Replica;
 use super::uuid::Uuid;
 
@@ -154,8 +154,8 @@ impl Txn {
                 .is_some_and(|t| t.min == 0 && t.max > 1);
             match (multi, cur, &d) {
                 (true, Datum::Set(old), Datum::Set(new)) => {
-                    let del: BTreeSet<Atom> = old.difference(new).cloned().collect();
-                    let add: BTreeSet<Atom> = new.difference(old).cloned().collect();
+                    let del: AtomSet = old.difference(new).cloned().collect();
+                    let add: AtomSet = new.difference(old).cloned().collect();
                     if !del.is_empty() {
                         mutations.push((c, "delete", Datum::Set(del)));
                     }
@@ -164,14 +164,14 @@ impl Txn {
                     }
                 }
                 (true, Datum::Map(old), Datum::Map(new)) => {
-                    let del: BTreeSet<Atom> = old
+                    let del: AtomSet = old
                         .iter()
-                        .filter(|(k, v)| new.get(*k) != Some(*v))
+                        .filter(|(k, v)| new.get(k) != Some(*v))
                         .map(|(k, _)| k.clone())
                         .collect();
-                    let add: BTreeMap<Atom, Atom> = new
+                    let add: AtomMap = new
                         .iter()
-                        .filter(|(k, v)| old.get(*k) != Some(*v))
+                        .filter(|(k, v)| old.get(k) != Some(*v))
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect();
                     if !del.is_empty() {
@@ -526,6 +526,7 @@ pub fn classify(reply: Result<&Value, &Value>) -> TxnStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     /// Set and map columns are updated by mutating only their difference; scalars and
     /// optional scalars by `update`.

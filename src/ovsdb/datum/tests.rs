@@ -603,7 +603,7 @@ fn diff(old: &Datum, new: &Datum, ty: &ColumnType) -> Datum {
                     d.insert(k.clone(), v.clone());
                 }
             }
-            Datum::Map(d)
+            Datum::Map(d.into())
         }
         _ => panic!("mixed kinds in test"),
     }
@@ -736,5 +736,5 @@ fn sets_sorted_like_server() {
     let order: Vec<_> = d.strs().collect();
     assert_eq!(order, vec!["B", "a", "ab", "b"]);
     let s: BTreeSet<Atom> = [3, -1, 2].into_iter().map(Atom::Integer).collect();
-    assert_eq!(Datum::Set(s).to_json(), json!(["set", [-1, 2, 3]]));
+    assert_eq!(Datum::Set(s.into()).to_json(), json!(["set", [-1, 2, 3]]));
 }
