@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::lab::{learned, table_rows, Lab, LAB_WAIT};
-use common::{wait_until, Server};
+use common::{wait_for, wait_until, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -168,12 +168,104 @@ fn shuffle<T>(v: &mut [T], rng: &mut StdRng) {
     }
 }
 
+/// How long the daemons may take to settle and reconnect: on the loaded machine a daemon in
+/// the middle of a full recompute does not answer `ovs-appctl` (5 s timeout) for a while.
+const QUIET_WAIT: Duration = Duration::from_secs(300);
+
+/// utime + stime of a process in clock ticks (`/proc/PID/stat` fields 14 and 15).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum()
+}
+
+/// Recompute counters of every compute node of one daemon (as `common::lab::recomputes`), or
+/// `None` when it does not answer `ovs-appctl` in time.
+fn recompute_counters(d: &common::Daemon) -> Option<BTreeMap<String, u64>> {
+    let s = d.appctl(&["inc-engine/show-stats"]).ok()?;
+    let mut m = BTreeMap::new();
+    let mut node = None;
+    for line in s.lines() {
+        if let Some(n) = line.strip_prefix("Node: ") {
+            let input = ["NB_", "SB_", "ICNB_", "ICSB_"]
+                .iter()
+                .any(|p| n.starts_with(p));
+            node = (!input).then(|| n.to_string());
+        } else if let (Some(n), Some(v)) = (&node, line.strip_prefix("- recompute:")) {
+            m.insert(n.clone(), v.trim().parse().unwrap_or(u64::MAX));
+        }
+    }
+    Some(m)
+}
+
+/// Daemons not answering `ovs-appctl` (its 5 s timeout) during the quiet phases: per
+/// episode, the AZ, how long it went unanswered and the CPU time the daemon used meanwhile
+/// (busy computing, not hung, when that is most of the wall time it got).
+#[derive(Default)]
+struct Stalls(Vec<(usize, Duration, Duration)>);
+
+impl Stalls {
+    /// Polls every daemon once; tracks when each stopped answering.
+    fn poll(
+        &mut self,
+        lab: &Lab,
+        open: &mut [Option<(Instant, u64)>],
+    ) -> Option<Vec<BTreeMap<String, u64>>> {
+        let mut all = Some(vec![]);
+        for (i, d) in lab.ics.iter().enumerate() {
+            match recompute_counters(d) {
+                Some(c) => {
+                    if let Some((since, ticks)) = open[i].take() {
+                        let cpu = cpu_ticks(d.pid()).saturating_sub(ticks) * 10;
+                        self.0
+                            .push((i, since.elapsed(), Duration::from_millis(cpu)));
+                    }
+                    if let Some(v) = all.as_mut() {
+                        v.push(c);
+                    }
+                }
+                None => {
+                    if open[i].is_none() {
+                        // It was asked 5 s ago.
+                        open[i] =
+                            Some((Instant::now() - Duration::from_secs(5), cpu_ticks(d.pid())));
+                    }
+                    all = None;
+                }
+            }
+        }
+        all
+    }
+}
+
 /// Waits until the daemons are settled (recompute counters still), every daemon's sessions
 /// to all its databases are connected (`ovn_ic_db_connected` in `metrics/show`), and their open
 /// file descriptor counts are the same in two reads a second apart; the moment to compare
-/// resources at.
-fn quiesce(lab: &Lab) {
-    lab.settled();
+/// resources at. A daemon that does not answer `ovs-appctl` for a while (busy) is waited for,
+/// and the stall recorded.
+fn quiesce(lab: &Lab, stalls: &mut Stalls) {
+    let mut open: Vec<Option<(Instant, u64)>> = vec![None; lab.ics.len()];
+    let mut last = None;
+    let settled = wait_until(QUIET_WAIT, || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = stalls.poll(lab, &mut open);
+        let same = now.is_some() && now == last;
+        last = now;
+        same
+    });
+    if !settled {
+        let cpu: Vec<u64> = lab.ics.iter().map(|d| cpu_ticks(d.pid())).collect();
+        panic!(
+            "the daemons did not settle in {QUIET_WAIT:?}: last counters {last:?}, not \
+             answering since {open:?}, CPU ticks now {cpu:?}"
+        );
+    }
     let connected = |d: &common::Daemon| {
         d.appctl(&["metrics/show"]).is_ok_and(|m| {
             let lines: Vec<&str> = m
@@ -184,7 +276,7 @@ fn quiesce(lab: &Lab) {
         })
     };
     let fds = || -> Vec<usize> { lab.ics.iter().map(|d| rss_fds(d.pid()).1).collect() };
-    let ok = wait_until(LAB_WAIT * 2, || {
+    let ok = wait_until(QUIET_WAIT, || {
         if !lab.ics.iter().all(connected) {
             return false;
         }
@@ -296,6 +388,7 @@ fn soak_random_changes_with_database_restarts() {
     let mut next_restart = start + restart_every / 2;
     let mut next_compact = start + compact_every;
     let mut compactions = 0u64;
+    let mut stalls = Stalls::default();
     let mut next_sample = start;
     let mut samples: Vec<Sample> = vec![];
     let (mut changes, mut failed_changes, mut restarts) = (0u64, 0u64, 0u64);
@@ -401,7 +494,7 @@ fn soak_random_changes_with_database_restarts() {
         if reference.is_none() && first_cycle_done && now >= start + warmup {
             // The reference: changes paused, every database up and connected, the daemons
             // settled.
-            quiesce(&lab);
+            quiesce(&lab, &mut stalls);
             let s = sample(start, &pids, "reference (warm-up over, settled)");
             println!("soak: {:>5}s {} {:?}", s.secs, s.note, s.per_daemon);
             samples.push(s.clone());
@@ -437,7 +530,7 @@ fn soak_random_changes_with_database_restarts() {
             l.dedup();
             l
         };
-        let ok = wait_until(LAB_WAIT * 2, || got(&lab) == want);
+        let ok = wait_until(QUIET_WAIT, || got(&lab) == want);
         if !ok {
             let have = got(&lab);
             let isb: BTreeSet<String> = table_rows(&lab.ic.ic_sb, "Route")
@@ -492,9 +585,10 @@ fn soak_random_changes_with_database_restarts() {
     );
 
     // Locks: every daemon active, the ISB lock held by exactly one.
+    quiesce(&lab, &mut stalls);
     let mut isb_holders = 0;
     for d in &lab.ics {
-        let s = d.appctl(&["status"]).unwrap_or_default();
+        let s = wait_for(QUIET_WAIT, || d.appctl(&["status"]).ok()).unwrap_or_default();
         assert_eq!(s.trim(), "Status: active", "{}", d.log_text());
         let log = d.log_text();
         let last_isb = log
@@ -507,13 +601,17 @@ fn soak_random_changes_with_database_restarts() {
         isb_holders, 1,
         "daemons whose last IC-SB lock event is 'acquired'"
     );
-    lab.settled();
 
     // Resources: flat after warm-up.
-    quiesce(&lab);
     let end = sample(start, &pids, "end (settled)");
     samples.push(end.clone());
     print_table(&samples);
+    for (az, wall, cpu) in &stalls.0 {
+        println!(
+            "soak: az{} ovn-ic did not answer ovs-appctl for {wall:.1?} (used {cpu:.1?} of CPU meanwhile)",
+            az + 1
+        );
+    }
     let reference = reference.expect("the run ended before its warm-up did");
     for (i, ((rss0, fds0), (rss1, fds1))) in
         reference.per_daemon.iter().zip(&end.per_daemon).enumerate()
@@ -533,10 +631,18 @@ fn soak_random_changes_with_database_restarts() {
 
     // A fresh full recompute changes nothing.
     let before = snapshot(&lab);
-    for d in &lab.ics {
-        d.appctl(&["inc-engine/recompute"]).expect("recompute");
+    for (i, d) in lab.ics.iter().enumerate() {
+        let count = |c: Option<BTreeMap<String, u64>>| c.map(|c| c.values().sum::<u64>());
+        let n0 = count(wait_for(QUIET_WAIT, || recompute_counters(d)));
+        // A reply lost to the appctl timeout (a busy daemon) does not mean the command was;
+        // the counters say whether it ran.
+        let ran = (0..3).any(|_| {
+            let _ = d.appctl(&["inc-engine/recompute"]);
+            wait_until(QUIET_WAIT / 3, || count(recompute_counters(d)) > n0)
+        });
+        assert!(ran, "az{}: inc-engine/recompute did not run", i + 1);
     }
-    lab.settled();
+    quiesce(&lab, &mut stalls);
     std::thread::sleep(Duration::from_secs(2));
     let after = snapshot(&lab);
     let before: BTreeMap<_, _> = before.into_iter().collect();
