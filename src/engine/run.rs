@@ -407,6 +407,27 @@ impl<C: ?Sized + 'static> Engine<C> {
             })
     }
 
+    /// Take a node's data out after a run, leaving its default in place: the result of the
+    /// last node without a copy (it is tracked data, cleared by [`Engine::clear_tracked`]
+    /// anyway).
+    pub fn take_data<T: Default + 'static>(&mut self, h: Handle<T>) -> Result<T, EngineError> {
+        if h.engine != self.id {
+            return Err(EngineError::ForeignHandle);
+        }
+        let slot = self
+            .slots
+            .get_mut(h.index)
+            .ok_or(EngineError::ForeignHandle)?;
+        let Slot { node, name, .. } = slot;
+        node.data_mut()
+            .downcast_mut::<T>()
+            .map(std::mem::take)
+            .ok_or_else(|| EngineError::TypeMismatch {
+                node: name.clone(),
+                expected: std::any::type_name::<T>(),
+            })
+    }
+
     /// Read access to any node's data.
     pub fn data<T: 'static>(&self, h: Handle<T>) -> Result<&T, EngineError> {
         self.slot(h)?.downcast::<T>()

@@ -1156,6 +1156,14 @@ impl IcGraph {
     pub fn output(&self) -> Option<&Out> {
         self.engine.data(self.output).ok().map(|d| &d.out)
     }
+
+    /// Take the writes of the last run out of the output node (no copy).
+    pub fn take_output(&mut self) -> Out {
+        self.engine
+            .take_data(self.output)
+            .map(|d| d.out)
+            .unwrap_or_default()
+    }
 }
 
 impl NodeData for super::enum_datapaths::Datapaths {

@@ -149,18 +149,19 @@ impl Intents {
     /// What the rows look like once [`Intents::to_txn`]'s transaction is committed, for
     /// [`Replica::expect`]: the same rows it sends (updates and deletes of rows that still
     /// exist, every insert), with the columns the intents set.
-    pub fn expectations(&self, replica: &Replica) -> Vec<(&str, Uuid, Expect)> {
+    /// Consumes the intents (no copy of the written values).
+    pub fn into_expectations(self, replica: &Replica) -> Vec<(String, Uuid, Expect)> {
         let mut res = vec![];
-        for (table, rows) in &self.tables {
+        for (table, rows) in self.tables {
             for (uuid, intent) in rows {
-                let exists = || replica.get(table, *uuid).is_some();
+                let exists = || replica.get(&table, uuid).is_some();
                 let e = match intent {
-                    RowIntent::Insert(cols) => Expect::Row(cols.clone()),
-                    RowIntent::Update(cols) if exists() => Expect::Row(cols.clone()),
+                    RowIntent::Insert(cols) => Expect::Row(cols),
+                    RowIntent::Update(cols) if exists() => Expect::Row(cols),
                     RowIntent::Delete if exists() => Expect::Deleted,
                     _ => continue,
                 };
-                res.push((table.as_str(), *uuid, e));
+                res.push((table.clone(), uuid, e));
             }
         }
         res

@@ -98,6 +98,27 @@ impl Cache {
         self.statics.insert(lr, now);
     }
 
+    /// Record an edit of router `lr`'s `static_routes` by its delta (what [`Cache::set_statics`]
+    /// would record for the edited set, without walking the whole set): `remove` first, then
+    /// `add`.
+    pub(super) fn statics_delta(
+        &mut self,
+        lr: Uuid,
+        remove: impl IntoIterator<Item = Uuid>,
+        add: impl IntoIterator<Item = Uuid>,
+    ) {
+        let set = self.statics.entry(lr).or_default();
+        for u in remove {
+            if set.remove(&u) && self.static_owner.get(&u) == Some(&lr) {
+                self.static_owner.remove(&u);
+            }
+        }
+        for u in add {
+            set.insert(u);
+            self.static_owner.insert(u, lr);
+        }
+    }
+
     /// The interconnected routers with a port on `ts`.
     pub fn routers_on<'s>(&'s self, ts: &'s str) -> impl Iterator<Item = Uuid> + 's {
         self.routers
@@ -663,7 +684,11 @@ fn relearn_rows_in(
         let mut edit = StaticRoutesEdit::default();
         relearn_router(v, &env, cache, &lr, changed, &mut edit, out)?;
         edit.apply(&lr, out);
-        cache.set_statics(lr_uuid, statics_after(&lr, &edit));
+        cache.statics_delta(
+            lr_uuid,
+            edit.remove.iter().copied(),
+            edit.add.iter().copied(),
+        );
     }
     Ok(true)
 }
@@ -723,7 +748,11 @@ pub(super) fn learn_own_writes(
             let mut edit = StaticRoutesEdit::default();
             relearn_router(&v, &env, cache, &lr, &rows, &mut edit, &mut extra)?;
             edit.apply(&lr, &mut extra);
-            cache.set_statics(lr_uuid, statics_after(&lr, &edit));
+            cache.statics_delta(
+                lr_uuid,
+                edit.remove.iter().copied(),
+                edit.add.iter().copied(),
+            );
         }
     }
     fresh.merge(&extra);

@@ -320,13 +320,17 @@ impl StaticRoutesEdit {
         if self.is_empty() {
             return;
         }
-        let mut set: BTreeSet<Uuid> = lr.get("static_routes").uuids().collect();
-        set.retain(|u| !self.remove.contains(u));
-        set.extend(self.add.iter().copied());
+        // The current set is sorted: keeping it and appending the few additions sorts in
+        // linear time, without a tree of the whole set.
+        let set = lr
+            .get("static_routes")
+            .uuids()
+            .filter(|u| !self.remove.contains(u))
+            .chain(self.add.iter().copied());
         out.nb.update(
             "Logical_Router",
             lr.uuid(),
-            vec![("static_routes", Datum::set(set.into_iter().map(Atom::from)))],
+            vec![("static_routes", Datum::set(set.map(Atom::from)))],
         );
     }
 }

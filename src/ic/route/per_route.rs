@@ -240,6 +240,15 @@ pub fn local_routes(
         relearn_router(v, &env, cache, &lr, &rows, &mut edit, out)?;
     }
     edit.apply(&lr, out);
-    cache.set_statics(lr_uuid, super::incr::statics_after(&lr, &edit));
+    // The operator's attach/detach (`gone`/`came` of another uuid) and our learn edit.
+    let remove = gone
+        .iter()
+        .map(|r| r.uuid())
+        .chain(edit.remove.iter().copied());
+    let add = came
+        .iter()
+        .map(|r| r.uuid())
+        .chain(edit.add.iter().copied());
+    cache.statics_delta(lr_uuid, remove, add);
     Ok(true)
 }
