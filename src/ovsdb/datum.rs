@@ -399,7 +399,7 @@ impl Datum {
                     }
                 }
             }
-            s.sort_unstable();
+            s.sort();
             if s.windows(2).any(|w| w[0] == w[1]) {
                 return Err(DatumError::DuplicateSet);
             }
