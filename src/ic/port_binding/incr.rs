@@ -93,8 +93,6 @@ struct Topo {
     chassis: HashMap<Uuid, Keys>,
     /// SB datapaths read (the router id of legacy ports).
     dp: HashMap<Uuid, Keys>,
-    /// Every transit switch name.
-    ts_names: Vec<String>,
     have: Need,
 }
 
@@ -175,9 +173,6 @@ impl Topo {
             ("Transit_Router", "Transit_Router_Port", Key::Tr),
         ] {
             for dp in v.icnb.rows(table) {
-                if table == "Transit_Switch" {
-                    self.ts_names.push(dp.str("name").to_string());
-                }
                 let key = kind(dp.str("name").to_string()).encode();
                 for u in dp.get("ports").uuids() {
                     let m = if table == "Transit_Switch" {
@@ -278,15 +273,12 @@ impl Topo {
         }
         let lsps = v.nb.find_by_str("Logical_Switch_Port", "name", name);
         if !lsps.is_empty() {
-            for ts in &self.ts_names {
-                let on_image = ls_images(v, ts).iter().any(|ls| {
-                    ls.get("ports")
-                        .uuids()
-                        .any(|u| lsps.iter().any(|l| l.uuid() == u))
-                });
-                if on_image {
-                    keys.insert(Key::Ts(ts.clone()).encode());
-                }
+            // Through the index of image ports (built once): scanning every image's `ports`
+            // for each name cost O(ports) per name, minutes of CPU for the echo of 32767
+            // remote ports created in one run.
+            self.ensure(v, NB);
+            for l in &lsps {
+                keys.extend(self.lsp.get(&l.uuid()).into_iter().flatten().cloned());
             }
         }
         keys
