@@ -102,6 +102,13 @@ pub fn local_routes(
         });
     }
 
+    // Two ports on one switch share a candidate set, which the per-port plans below do not
+    // model: refresh such a router.
+    let tses: BTreeSet<&str> = ports.iter().map(|p| p.ts.as_str()).collect();
+    if tses.len() != ports.len() {
+        return Ok(false);
+    }
+
     // Plan the candidate swaps and check that they are exact.
     let mut plans: Vec<(String, TsPlan)> = vec![];
     for port in &ports {
