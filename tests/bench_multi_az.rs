@@ -165,6 +165,9 @@ struct Figures {
     idle_cpu_per_s: Option<f64>,
     rss_max_kb: u64,
     rss_sum_kb: u64,
+    /// Compute-node recomputes during the changes, summed over all daemons (ours only: the
+    /// C daemon has no incremental engine).
+    recomputes: Option<u64>,
 }
 
 impl Figures {
@@ -244,6 +247,7 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
 
     // Changes in AZ1: add route j, remove it, add route j+1, ...
     eprintln!("bench: {}: {} changes", side.label(), cfg.changes);
+    let rec0 = engine_recomputes(side, &world);
     let cpu0 = cpu_seconds(&pids)?;
     let lr = router(0);
     for c in 0..cfg.changes {
@@ -268,6 +272,9 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
         rt.block_on(settle(&mut watch, &pids))?;
     }
     let cpu1 = cpu_seconds(&pids)?;
+    f.recomputes = rec0
+        .zip(engine_recomputes(side, &world))
+        .map(|(a, b)| b - a);
     let off2 = file_len(&log);
     f.cpu_per_change = (cpu1 - cpu0) / cfg.changes as f64;
     f.isb = transact_stats(&read_window(&log, off1, off2)?);
@@ -293,6 +300,31 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
     drop(watch);
     drop(world);
     Ok(f)
+}
+
+/// Sum of every compute node's recompute counter over all daemons (`inc-engine/show-stats`);
+/// None for the C daemon or when a daemon does not answer.
+fn engine_recomputes(side: Side, world: &World) -> Option<u64> {
+    if side != Side::Ours {
+        return None;
+    }
+    let mut sum = 0;
+    for d in &world.ics {
+        let text = d.appctl(&["inc-engine/show-stats"]).ok()?;
+        let mut input = false;
+        for line in text.lines() {
+            if let Some(n) = line.strip_prefix("Node: ") {
+                input = ["NB_", "SB_", "ICNB_", "ICSB_"]
+                    .iter()
+                    .any(|p| n.starts_with(p));
+            } else if let Some(v) = line.strip_prefix("- recompute:") {
+                if !input {
+                    sum += v.trim().parse::<u64>().ok()?;
+                }
+            }
+        }
+    }
+    Some(sum)
 }
 
 fn ratio(a: f64, b: f64) -> String {
@@ -361,6 +393,11 @@ fn print_table(cfg: &Config, results: &[(Side, Figures)]) {
             2,
         ),
         (
+            "engine recomputes during the changes (all)",
+            |f| f.recomputes.map_or(f64::NAN, |x| x as f64),
+            0,
+        ),
+        (
             "idle CPU (all ovn-ic), ms per s",
             |f| f.idle_cpu_per_s.map_or(f64::NAN, |x| x * 1000.0),
             2,
@@ -409,7 +446,9 @@ fn print_curve_row(r: usize, results: &[(Side, Figures)], header: bool) {
     if header {
         let mut h = format!("{:>6}", "R");
         for (side, _) in results {
-            for col in ["cold s", "p50 ms", "p99 ms", "cpu ms", "txn/ch", "B/ch"] {
+            for col in [
+                "cold s", "p50 ms", "p99 ms", "cpu ms", "txn/ch", "B/ch", "recomp",
+            ] {
                 h.push_str(&format!(" {:>12}", format!("{}:{col}", short(*side))));
             }
         }
@@ -423,13 +462,14 @@ fn print_curve_row(r: usize, results: &[(Side, Figures)], header: bool) {
     let mut line = format!("{r:>6}");
     for (_, f) in results {
         line.push_str(&format!(
-            " {:>12.2} {:>12.1} {:>12.1} {:>12.1} {:>12.2} {:>12.0}",
+            " {:>12.2} {:>12.1} {:>12.1} {:>12.1} {:>12.2} {:>12.0} {:>12}",
             f.cold.as_secs_f64(),
             f.p(50.0),
             f.p(99.0),
             f.cpu_per_change * 1000.0,
             f.per_change(f.isb.txns),
-            f.per_change(f.isb.bytes)
+            f.per_change(f.isb.bytes),
+            f.recomputes.map_or("-".to_string(), |x| x.to_string())
         ));
     }
     if let [(_, a), (_, b)] = results {

@@ -155,7 +155,16 @@ pub fn echo_is_noop(db: &str, table: &str, e: &crate::ovsdb::replica::Expect) ->
     match (db, table) {
         (tables::ICSB_DB, "Route") | (tables::NB_DB, "Logical_Router_Static_Route") => true,
         (tables::NB_DB, "Logical_Router") => {
-            matches!(e, Expect::Row(cols) if cols.keys().all(|c| c == "static_routes"))
+            let only_routes = |cols: &std::collections::BTreeMap<String, _>| {
+                cols.keys().all(|c| c == "static_routes")
+            };
+            match e {
+                Expect::Row(cols) => only_routes(cols),
+                Expect::Edited { cols, toggles, .. } => {
+                    cols.is_empty() && toggles.keys().all(|c| c == "static_routes")
+                }
+                Expect::Deleted => false,
+            }
         }
         _ => false,
     }

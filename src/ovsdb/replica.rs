@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::datum::{Datum, DatumError};
+use super::datum::{AtomSet, Datum, DatumError, SetEdit};
 use super::schema::{ColumnType, DatabaseSchema};
 use super::uuid::Uuid;
 
@@ -99,6 +99,15 @@ impl Row {
     pub fn set(&mut self, column: &str, value: Datum) {
         if let Some(i) = self.meta.column_index(column) {
             self.values[i] = value;
+        }
+    }
+    /// Edit a set column of this (detached) copy in place; unknown and map columns are
+    /// ignored.
+    pub fn apply_set_edit(&mut self, column: &str, e: &SetEdit) {
+        if let Some(i) = self.meta.column_index(column) {
+            if !self.meta.types[i].is_map() {
+                self.values[i].apply_set_edit(e);
+            }
         }
     }
     pub fn table(&self) -> &str {
@@ -299,6 +308,15 @@ pub struct Replica {
 pub enum Expect {
     /// Inserted or updated: these columns have these values.
     Row(BTreeMap<String, Datum>),
+    /// Updated with set-column edits: the `modify` that echoes it sets exactly `cols` and
+    /// toggles exactly `toggles` (per column, what the edit changes in the value we had), and
+    /// is the first change of the row we see after the transaction was sent — checked when it
+    /// is applied (`verdict`), so the cost is the edit's size and not the set's.
+    Edited {
+        cols: BTreeMap<String, Datum>,
+        toggles: BTreeMap<String, AtomSet>,
+        verdict: Option<bool>,
+    },
     Deleted,
 }
 
@@ -587,6 +605,7 @@ impl Replica {
                 let new = t.rows.get(&u);
                 let echo = match (&e, old.as_deref(), new.map(|r| &**r)) {
                     (Expect::Deleted, Some(_), None) => true,
+                    (Expect::Edited { verdict, .. }, Some(_), Some(_)) => *verdict == Some(true),
                     (Expect::Row(cols), old, Some(n)) => {
                         let want = |i: usize| {
                             let name = &t.meta.columns[i];
@@ -620,18 +639,13 @@ impl Replica {
 
     // ---- applying updates ----
 
-    fn table_mut(&mut self, name: &str) -> Result<&mut Table, ReplicaError> {
-        self.tables
-            .get_mut(name)
-            .ok_or_else(|| ReplicaError::UnknownTable(name.to_string()))
-    }
-
     /// Apply `<table-updates2>` (update2/update3 notifications and `found=true` replies).
     pub fn apply_update2(&mut self, updates: &Value) -> Result<(), ReplicaError> {
         let tables = updates.as_object().ok_or(ReplicaError::NotObject)?;
         for (tname, rows) in tables {
             let rows = rows.as_object().ok_or(ReplicaError::NotObject)?;
-            let table = self.table_mut(tname)?;
+            let table = table_in(&mut self.tables, tname)?;
+            let mut expected = self.expected.get_mut(tname.as_str());
             let meta = table.meta.clone();
             for (uuid_s, ru) in rows {
                 let uuid: Uuid = uuid_s
@@ -647,6 +661,19 @@ impl Replica {
                     .filter(|o| o.len() == 1)
                     .ok_or_else(|| bad("must have exactly one member"))?;
                 let (op, body) = ru.iter().next().expect("len checked");
+                let edited = match expected.as_deref_mut().and_then(|m| m.get_mut(&uuid)) {
+                    Some(Expect::Edited { verdict, .. }) if verdict.is_some() || op != "modify" => {
+                        // Not the first change after our write, or not a modify: not (only) ours.
+                        *verdict = Some(false);
+                        None
+                    }
+                    Some(Expect::Edited {
+                        cols,
+                        toggles,
+                        verdict,
+                    }) => Some((&*cols, &*toggles, verdict)),
+                    _ => None,
+                };
                 match op.as_str() {
                     "initial" | "insert" => {
                         let row = parse_row(&meta, uuid, body, None)?;
@@ -658,6 +685,9 @@ impl Replica {
                         };
                         let mut row = Row::clone(cur);
                         apply_modify(&meta, &mut row, body)?;
+                        if let Some((cols, toggles, verdict)) = edited {
+                            *verdict = Some(is_edit_echo(&meta, &row, body, cols, toggles));
+                        }
                         table.put(row);
                     }
                     "delete" => {
@@ -678,12 +708,20 @@ impl Replica {
         let tables = updates.as_object().ok_or(ReplicaError::NotObject)?;
         for (tname, rows) in tables {
             let rows = rows.as_object().ok_or(ReplicaError::NotObject)?;
-            let table = self.table_mut(tname)?;
+            let table = table_in(&mut self.tables, tname)?;
             let meta = table.meta.clone();
             for (uuid_s, ru) in rows {
                 let uuid: Uuid = uuid_s
                     .parse()
                     .map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
+                // Edits are only checked on update2 `modify` diffs: here, not an echo.
+                if let Some(Expect::Edited { verdict, .. }) = self
+                    .expected
+                    .get_mut(tname.as_str())
+                    .and_then(|m| m.get_mut(&uuid))
+                {
+                    *verdict = Some(false);
+                }
                 match ru.get("new") {
                     Some(new) if !new.is_null() => {
                         let base = table.rows.get(&uuid).map(|r| Row::clone(r));
@@ -801,6 +839,45 @@ fn parse_row(
     Ok(row)
 }
 
+/// A table of the replica by name (a free function, so that `expected` can be borrowed beside).
+fn table_in<'t>(
+    tables: &'t mut BTreeMap<String, Table>,
+    name: &str,
+) -> Result<&'t mut Table, ReplicaError> {
+    tables
+        .get_mut(name)
+        .ok_or_else(|| ReplicaError::UnknownTable(name.to_string()))
+}
+
+/// Whether a `modify` (already applied to `row`) is exactly the echo of our edit: every column
+/// it touches is one we set (now to our value) or one we edited with exactly the toggles we
+/// expected, and every edited column is there.
+fn is_edit_echo(
+    meta: &TableMeta,
+    row: &Row,
+    body: &Value,
+    cols: &BTreeMap<String, Datum>,
+    toggles: &BTreeMap<String, AtomSet>,
+) -> bool {
+    let Some(obj) = body.as_object() else {
+        return false;
+    };
+    if toggles.keys().any(|c| !obj.contains_key(c)) {
+        return false;
+    }
+    obj.iter().all(|(c, v)| {
+        let Some(i) = meta.column_index(c) else {
+            return true; // not monitored: not applied either
+        };
+        if let Some(t) = toggles.get(c) {
+            return Datum::diff_from_json(v, &meta.types[i])
+                .ok()
+                .is_some_and(|d| d.as_set() == Some(t));
+        }
+        cols.get(c).is_some_and(|want| want == &row.values[i])
+    })
+}
+
 fn apply_modify(meta: &Arc<TableMeta>, row: &mut Row, body: &Value) -> Result<(), ReplicaError> {
     let obj = body.as_object().ok_or_else(|| ReplicaError::BadRowUpdate {
         table: meta.name.clone(),
@@ -862,6 +939,75 @@ mod tests {
 
     fn cols(c: &[(&str, Datum)]) -> Expect {
         Expect::Row(c.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    }
+
+    /// Set-column edits (sent as `mutate`) are recognised from the `modify` diff alone: exactly
+    /// our toggles, first change of the row after the write. Anything else stays visible.
+    #[test]
+    fn edit_echoes_are_absorbed_only_when_exact() {
+        use crate::ovsdb::overlay::Intents;
+        use crate::ovsdb::Atom;
+        let mut r = replica();
+        let u2: Uuid = U2.parse().unwrap();
+        let tags: Vec<String> = (0..100).map(|i| format!("t{i:03}")).collect();
+        r.apply_update2(&json!({"A": {U2: {"insert": {"name": "b", "tags": ["set", tags]}}}}))
+            .unwrap();
+        r.clear_changes();
+        let expect = |r: &mut Replica, ins: &[&str], del: &[&str]| {
+            let mut i = Intents::new();
+            i.edit_set(
+                "A",
+                u2,
+                "tags",
+                ins.iter().map(|&s| Atom::from(s)),
+                del.iter().map(|&s| Atom::from(s)),
+            );
+            let e = i.into_expectations(r);
+            let n = e.len();
+            for (t, u, e) in e {
+                r.expect(&t, u, e);
+            }
+            n
+        };
+        let tags_now = |r: &Replica| -> Vec<String> {
+            r.get("A", u2)
+                .unwrap()
+                .get("tags")
+                .as_set()
+                .unwrap()
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_string))
+                .collect()
+        };
+        // Exact echo: absorbed, and the in-place diff left the right set.
+        assert_eq!(expect(&mut r, &["x"], &["t005"]), 1);
+        r.apply_update2(&json!({"A": {U2: {"modify": {"tags": ["set", ["t005", "x"]]}}}}))
+            .unwrap();
+        assert_eq!(r.absorb_echoes(), 1);
+        assert!(r.changes("A").is_empty());
+        let now = tags_now(&r);
+        assert_eq!(now.len(), 100);
+        assert!(now.contains(&"x".to_string()) && !now.contains(&"t005".to_string()));
+        assert!(now.windows(2).all(|w| w[0] < w[1]));
+        r.clear_changes();
+        // Someone else's element in the same modify: visible.
+        expect(&mut r, &["y"], &[]);
+        r.apply_update2(&json!({"A": {U2: {"modify": {"tags": ["set", ["y", "z"]]}}}}))
+            .unwrap();
+        assert_eq!(r.absorb_echoes(), 0);
+        assert_eq!(r.changes("A").len(), 1);
+        r.clear_changes();
+        // Our exact echo followed by another change before the run: visible.
+        expect(&mut r, &["w"], &[]);
+        r.apply_update2(&json!({"A": {U2: {"modify": {"tags": "w"}}}}))
+            .unwrap();
+        r.apply_update2(&json!({"A": {U2: {"modify": {"name": "c"}}}}))
+            .unwrap();
+        assert_eq!(r.absorb_echoes(), 0);
+        assert_eq!(r.changes("A").len(), 1);
+        r.clear_changes();
+        // An edit that changes nothing expects nothing (and sends nothing).
+        assert_eq!(expect(&mut r, &["t001"], &["nope"]), 0);
     }
 
     #[test]

@@ -162,7 +162,12 @@ fn commit(rp: &mut Replica, i: &Intents) {
         let view = View::new(rp).with(i);
         for t in &names {
             let mut rows = serde_json::Map::new();
-            for (uid, _) in i.table(t) {
+            let touched: BTreeSet<Uuid> = i
+                .table(t)
+                .map(|(u, _)| *u)
+                .chain(i.edited(t).map(|(u, _)| *u))
+                .collect();
+            for uid in &touched {
                 let new = view.get(t, *uid).map(|row| row.to_json());
                 if new.is_none() && rp.get(t, *uid).is_none() {
                     continue;
@@ -317,6 +322,21 @@ fn effective(v: &Views, out: &Out) -> Vec<String> {
                                 res.push(format!("{name} update {t} {uid} {col}={}", render(d)));
                             }
                         }
+                    }
+                }
+            }
+            // Set-column edits, rendered as the whole value they leave.
+            let after = view.with(i);
+            for (uid, cols) in i.edited(t) {
+                let (Some(row), Some(new)) = (view.get(t, *uid), after.get(t, *uid)) else {
+                    continue;
+                };
+                for col in cols.keys() {
+                    if row.get(col) != new.get(col) {
+                        res.push(format!(
+                            "{name} update {t} {uid} {col}={}",
+                            render(new.get(col))
+                        ));
                     }
                 }
             }

@@ -51,7 +51,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::util::smap_bool_default_false;
 use super::{Ctx, Out, Views};
 use crate::ovsdb::replica::Row;
-use crate::ovsdb::{Atom, Datum, Uuid};
+use crate::ovsdb::{Atom, Uuid};
 
 use parse::PrefixList;
 
@@ -315,22 +315,18 @@ impl StaticRoutesEdit {
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty() && self.add.is_empty()
     }
-    /// Write the edited set (whole column) if anything changed.
+    /// Write the edit (a `mutate` of `static_routes`: its cost is the edit's size, not the
+    /// router's route count) if anything changed.
     pub fn apply(&self, lr: &Row, out: &mut Out) {
         if self.is_empty() {
             return;
         }
-        // The current set is sorted: keeping it and appending the few additions sorts in
-        // linear time, without a tree of the whole set.
-        let set = lr
-            .get("static_routes")
-            .uuids()
-            .filter(|u| !self.remove.contains(u))
-            .chain(self.add.iter().copied());
-        out.nb.update(
+        out.nb.edit_set(
             "Logical_Router",
             lr.uuid(),
-            vec![("static_routes", Datum::set(set.map(Atom::from)))],
+            "static_routes",
+            self.add.iter().copied().map(Atom::from),
+            self.remove.iter().copied().map(Atom::from),
         );
     }
 }
