@@ -142,6 +142,41 @@ impl AdSet {
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
+
+    /// Whether removing `gone` and then adding `came` leaves exactly what a rebuild would: the
+    /// checks of [`AdSet::removable`] and [`AdSet::collides`] on the set as it is after each
+    /// step, and `others_collide` (another router's candidates on the switch) for every
+    /// candidate — worked out without copying the set (a router has thousands).
+    pub fn swap_is_exact(
+        &self,
+        gone: &[Candidate],
+        came: &[Candidate],
+        others_collide: impl Fn(&AdKey) -> bool,
+    ) -> bool {
+        let mut removed: BTreeSet<&AdKey> = BTreeSet::new();
+        for c in gone {
+            if removed.contains(&c.key) || !self.removable(c) || others_collide(&c.key) {
+                return false;
+            }
+            removed.insert(&c.key);
+        }
+        let mut added = BTreeSet::new();
+        for c in came {
+            let idx = c.key.index();
+            let held = self
+                .by_index
+                .get(&idx)
+                .is_some_and(|k| !removed.contains(k));
+            if held || self.suppressed.contains(&idx) || added.contains(&idx) {
+                return false;
+            }
+            if others_collide(&c.key) {
+                return false;
+            }
+            added.insert(idx);
+        }
+        true
+    }
 }
 
 /// `route_need_advertise` (A.7.7).

@@ -537,20 +537,23 @@ pub fn on_routers(
             .and_then(|c| Some((c.old?, c.new?)))
             .filter(|(o, n)| o.changed_columns(n).all(|c| c == "static_routes"))
             .and_then(|(o, n)| {
-                let was: BTreeSet<Uuid> = o.get("static_routes").uuids().collect();
-                let is: BTreeSet<Uuid> = n.get("static_routes").uuids().collect();
+                // Both sets are sorted: one linear merge, no copy of either.
+                let was = o.get("static_routes").as_set()?;
+                let is = n.get("static_routes").as_set()?;
                 let gone = was
-                    .difference(&is)
+                    .difference(is)
+                    .filter_map(|a| a.as_uuid())
                     .map(|r| {
                         old_routes
-                            .get(r)
+                            .get(&r)
                             .map(|x| (*x).clone())
-                            .or_else(|| nb.get("Logical_Router_Static_Route", *r).cloned())
+                            .or_else(|| nb.get("Logical_Router_Static_Route", r).cloned())
                     })
                     .collect::<Option<Vec<Row>>>()?;
                 let came = is
-                    .difference(&was)
-                    .map(|r| nb.get("Logical_Router_Static_Route", *r).cloned())
+                    .difference(was)
+                    .filter_map(|a| a.as_uuid())
+                    .map(|r| nb.get("Logical_Router_Static_Route", r).cloned())
                     .collect::<Option<Vec<Row>>>()?;
                 Some((gone, came))
             });

@@ -136,18 +136,8 @@ pub fn local_routes(
                 .filter(move |(u, _)| **u != lr_uuid)
                 .filter_map(move |(_, m)| m.get(ts))
         };
-        let mut after = mine.clone();
-        for c in &plan.gone {
-            if !after.removable(c) || others().any(|s| s.collides(&c.key)) {
-                return Ok(false);
-            }
-            after.remove(&c.key);
-        }
-        for c in &plan.came {
-            if after.collides(&c.key) || others().any(|s| s.collides(&c.key)) {
-                return Ok(false);
-            }
-            after.add(c.clone());
+        if !mine.swap_is_exact(&plan.gone, &plan.came, |k| others().any(|s| s.collides(k))) {
+            return Ok(false);
         }
         for c in plan.gone.iter().chain(&plan.came) {
             if own_rows(v, ctx, &inp, ts, &c.key).len() > 1 {
