@@ -457,7 +457,7 @@ impl Session {
         txn.add_comment("ovn-ic");
         let id = self.next_txn;
         self.next_txn += 1;
-        let params = txn.to_params(self.lock.as_deref());
+        let params = txn.take_params(self.lock.as_deref());
         let _ = self.cmd.send(Cmd::Transact { id, params });
         self.in_flight = Some((id, txn));
         self.stats.txns_sent += 1;

@@ -45,6 +45,8 @@ pub struct Txn {
     next_name: u64,
     /// Indices of `select` ops that read back incremented counters.
     increments: Vec<usize>,
+    /// `uuid-name`s of the ops by index, kept when [`Txn::take_params`] hands the ops over.
+    sent_names: Vec<(usize, String)>,
 }
 
 impl Txn {
@@ -56,6 +58,7 @@ impl Txn {
             comments: vec![],
             next_name: 0,
             increments: vec![],
+            sent_names: vec![],
         }
     }
 
@@ -343,6 +346,30 @@ impl Txn {
         let mut p = Vec::with_capacity(self.ops.len() + 3);
         p.push(Value::String(self.db.clone()));
         p.extend(self.ops.iter().cloned());
+        self.finish_params(p, lock)
+    }
+
+    /// [`Txn::to_params`] without a copy of the ops: they move into the params (a cold start
+    /// writes thousands of rows; the copy showed in the peak RSS). What [`Txn::classify`]
+    /// needs of them stays.
+    pub fn take_params(&mut self, lock: Option<&str>) -> Vec<Value> {
+        self.sent_names = self.uuid_names().map(|(i, n)| (i, n.to_string())).collect();
+        let ops = std::mem::take(&mut self.ops);
+        let mut p = Vec::with_capacity(ops.len() + 3);
+        p.push(Value::String(self.db.clone()));
+        p.extend(ops);
+        self.finish_params(p, lock)
+    }
+
+    fn uuid_names(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter_map(|(i, op)| Some((i, op.get("uuid-name")?.as_str()?)))
+            .chain(self.sent_names.iter().map(|(i, n)| (*i, n.as_str())))
+    }
+
+    fn finish_params(&self, mut p: Vec<Value>, lock: Option<&str>) -> Vec<Value> {
         if !self.comments.is_empty() {
             p.push(json!({"op": "comment", "comment": self.comments.join("\n")}));
         }
@@ -352,7 +379,7 @@ impl Txn {
         p
     }
 
-    /// Classify the reply to the params built by [`Txn::to_params`].
+    /// Classify the reply to the params built by [`Txn::to_params`] or [`Txn::take_params`].
     pub fn classify(&self, reply: Result<&Value, &Value>) -> TxnStatus {
         let r = classify(reply);
         match r {
@@ -376,10 +403,8 @@ impl Txn {
 
     fn named_uuids(&self, results: &[Value]) -> HashMap<String, Uuid> {
         let mut m = HashMap::new();
-        for (i, op) in self.ops.iter().enumerate() {
-            if let (Some(name), Some(r)) =
-                (op.get("uuid-name").and_then(Value::as_str), results.get(i))
-            {
+        for (i, name) in self.uuid_names() {
+            if let Some(r) = results.get(i) {
                 if let Some(u) = r
                     .get("uuid")
                     .and_then(|u| u.get(1))
@@ -678,6 +703,13 @@ mod tests {
             TxnStatus::Success(o) => {
                 assert_eq!(o.named.get("row0"), Some(&Uuid(9)));
             }
+            s => panic!("{s:?}"),
+        }
+        // Handing the ops over (no copy) builds the same params and still names the rows.
+        let mut moved = t.clone();
+        assert_eq!(moved.take_params(Some("ovn_ic")), p);
+        match moved.classify(Ok(&reply)) {
+            TxnStatus::Success(o) => assert_eq!(o.named.get("row0"), Some(&Uuid(9))),
             s => panic!("{s:?}"),
         }
     }
