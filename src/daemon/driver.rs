@@ -51,6 +51,9 @@ pub struct IcDriver {
     backoff: Duration,
     retry_at: Option<Instant>,
     memory: super::memory::MemoryMonitor,
+    trimmer: super::memtrim::Trimmer,
+    /// Rows written by this iteration's transactions (for the trimmer).
+    written: u64,
     /// Transaction counters, change-to-commit latency, rows-owned cache.
     metrics: Recorder,
 }
@@ -142,6 +145,8 @@ impl IcDriver {
             backoff: Duration::ZERO,
             retry_at: None,
             memory: super::memory::MemoryMonitor::new(Instant::now()),
+            trimmer: super::memtrim::Trimmer::new(),
+            written: 0,
             metrics: Recorder::new(),
         };
         for s in d.sessions_mut() {
@@ -410,6 +415,10 @@ impl IcDriver {
             build(&input.icsb, &out.icsb),
             build(&input.icsb_locked, &out.icsb_locked),
         ];
+        self.written += [&out.nb, &out.sb, &out.icnb, &out.icsb, &out.icsb_locked]
+            .iter()
+            .map(|i| i.len() as u64)
+            .sum::<u64>();
         let expect = |i: Intents, r: &Replica| -> Echoes {
             i.into_expectations(r)
                 .into_iter()
@@ -531,6 +540,14 @@ impl Driver for IcDriver {
             ctx.force_recompute = true;
             self.metrics.discarded();
             self.clear_changes();
+        }
+        let applied = self
+            .sessions_mut()
+            .iter()
+            .map(|s| s.replica().rows_applied())
+            .sum::<u64>();
+        if self.trimmer.due(applied, std::mem::take(&mut self.written)) {
+            super::memtrim::trim();
         }
     }
 

@@ -21,6 +21,7 @@ pub mod daemonize;
 pub mod driver;
 pub mod mainloop;
 pub mod memory;
+pub mod memtrim;
 pub mod metrics;
 pub mod pidfile;
 pub mod signals;

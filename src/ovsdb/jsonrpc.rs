@@ -166,6 +166,11 @@ impl Framer {
             self.buf.drain(..self.start);
             self.pos -= self.start;
             self.start = 0;
+            // One large message (a database's initial contents) must not pin its size for the
+            // life of the connection.
+            if self.buf.capacity() > 1024 * 1024 && self.buf.len() + data.len() < 64 * 1024 {
+                self.buf.shrink_to(64 * 1024);
+            }
         }
         self.buf.extend_from_slice(data);
     }

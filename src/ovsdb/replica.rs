@@ -299,6 +299,8 @@ pub struct Replica {
     /// Index definitions (table, columns), re-applied when tables are rebuilt.
     index_defs: Vec<(String, Vec<String>)>,
     seqno: u64,
+    /// Rows inserted, modified or deleted by updates so far (for memory housekeeping).
+    rows_applied: u64,
     /// Our own writes whose echo has not been seen yet (see [`Replica::expect`]).
     expected: HashMap<String, HashMap<Uuid, Expect>>,
 }
@@ -349,6 +351,11 @@ impl Replica {
     }
 
     /// Incremented on every change applied; lets callers tell whether anything happened.
+    /// Rows inserted, modified or deleted by updates since the replica was created.
+    pub fn rows_applied(&self) -> u64 {
+        self.rows_applied
+    }
+
     pub fn seqno(&self) -> u64 {
         self.seqno
     }
@@ -648,6 +655,7 @@ impl Replica {
             let mut expected = self.expected.get_mut(tname.as_str());
             let meta = table.meta.clone();
             for (uuid_s, ru) in rows {
+                self.rows_applied += 1;
                 let uuid: Uuid = uuid_s
                     .parse()
                     .map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
@@ -711,6 +719,7 @@ impl Replica {
             let table = table_in(&mut self.tables, tname)?;
             let meta = table.meta.clone();
             for (uuid_s, ru) in rows {
+                self.rows_applied += 1;
                 let uuid: Uuid = uuid_s
                     .parse()
                     .map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
@@ -755,6 +764,7 @@ impl Replica {
                 .clone();
             let out = fresh.entry(tname.clone()).or_default();
             for (uuid_s, ru) in rows {
+                self.rows_applied += 1;
                 let uuid: Uuid = uuid_s
                     .parse()
                     .map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;

@@ -109,6 +109,16 @@ pub enum RawReply {
     NotSent(String),
 }
 
+/// How many decoded database updates may wait for the main loop: the connection stops reading
+/// while they do (the rest waits in the socket and the server), so that a burst of large
+/// updates (other AZs' cold starts) is not held as several JSON trees at once — that set the
+/// daemon's peak RSS. Upstream's IDL likewise decodes and applies one message at a time.
+const UPDATE_BACKLOG: usize = 2;
+
+/// A place in the update backlog, freed when the main loop has applied the update.
+#[derive(Debug)]
+pub struct Backlog(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
+
 /// What the connection task tells the main loop.
 #[derive(Debug)]
 pub enum Event {
@@ -126,10 +136,12 @@ pub enum Event {
         method: MonitorMethod,
         full: bool,
         updates: Value,
+        backlog: Backlog,
     },
     Update {
         method: MonitorMethod,
         updates: Value,
+        backlog: Backlog,
     },
     Lock {
         has_lock: bool,
@@ -271,6 +283,7 @@ impl Session {
                 method,
                 full,
                 updates,
+                backlog: _held,
             } => {
                 if full {
                     self.stats.full_syncs += 1;
@@ -294,7 +307,11 @@ impl Session {
                 }
                 self.change_seqno += 1;
             }
-            Event::Update { method, updates } => {
+            Event::Update {
+                method,
+                updates,
+                backlog: _held,
+            } => {
                 self.stats.updates += 1;
                 let r = match method {
                     MonitorMethod::V1 => self.replica.apply_update1(&updates),
@@ -523,12 +540,19 @@ struct Persistent {
     lock: Option<String>,
     probe: Option<u64>,
     events: mpsc::UnboundedSender<Event>,
+    backlog: Arc<tokio::sync::Semaphore>,
 }
 
 impl Persistent {
     fn emit(&self, ev: Event) {
         let _ = self.events.send(ev);
         self.cfg.wake.notify_one();
+    }
+
+    /// A place in the update backlog (none when it is full: the message was already read;
+    /// the reader waits before reading more, see [`UPDATE_BACKLOG`]).
+    fn backlog(&self) -> Backlog {
+        Backlog(self.backlog.clone().try_acquire_owned().ok())
     }
 }
 
@@ -585,6 +609,7 @@ async fn run_connection_task(
         last_txn_id: Uuid::ZERO,
         min_index: 0,
         events,
+        backlog: Arc::new(tokio::sync::Semaphore::new(UPDATE_BACKLOG)),
     };
     let mut idx = 0usize;
     let mut fsm = Reconnect::new(&remotes[0].0, Instant::now());
@@ -948,7 +973,7 @@ impl Conn<'_> {
                 }
             },
             Pending::DataMonitor(method) => match reply {
-                Ok(v) => {
+                Ok(mut v) => {
                     let (full, updates) = if method == MonitorMethod::Since {
                         let found = v.get(0).and_then(Value::as_bool).unwrap_or(false);
                         if let Some(u) = v
@@ -958,15 +983,19 @@ impl Conn<'_> {
                         {
                             self.p.last_txn_id = u;
                         }
-                        (!found, v.get(2).cloned().unwrap_or(json!({})))
+                        // Moved, not copied: this is the database's whole contents.
+                        let updates = v.get_mut(2).map(Value::take);
+                        (!found, updates.unwrap_or_else(|| json!({})))
                     } else {
                         (true, v)
                     };
                     self.phase = Phase::Monitoring(method);
+                    let backlog = self.p.backlog();
                     self.p.emit(Event::MonitorReply {
                         method,
                         full,
                         updates,
+                        backlog,
                     });
                 }
                 Err(e) => match method {
@@ -1007,7 +1036,7 @@ impl Conn<'_> {
         self.phase = Phase::DataSchema;
     }
 
-    fn handle_notify(&mut self, method: &str, params: Vec<Value>) -> Result<(), End> {
+    fn handle_notify(&mut self, method: &str, mut params: Vec<Value>) -> Result<(), End> {
         match method {
             "update" | "update2" | "update3" => {
                 let monid = params.first().cloned().unwrap_or(Value::Null);
@@ -1028,14 +1057,17 @@ impl Conn<'_> {
                     {
                         self.p.last_txn_id = u;
                     }
-                    params.get(2)
+                    params.get_mut(2)
                 } else {
-                    params.get(1)
+                    params.get_mut(1)
                 };
-                if let Some(u) = updates {
+                // Moved, not copied (an update can carry thousands of rows).
+                if let Some(u) = updates.map(Value::take) {
+                    let backlog = self.p.backlog();
                     self.p.emit(Event::Update {
                         method: m,
-                        updates: u.clone(),
+                        updates: u,
+                        backlog,
                     });
                 }
             }
@@ -1151,6 +1183,7 @@ async fn serve_connection(
     conn.start();
     let mut framer = Framer::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let backlog = conn.p.backlog.clone();
     let end = loop {
         let now = Instant::now();
         match fsm.run(now) {
@@ -1159,8 +1192,11 @@ async fn serve_connection(
             _ => {}
         }
         let deadline = fsm.timeout(now).unwrap_or(now + Duration::from_secs(3600));
+        let room = backlog.available_permits() > 0;
         tokio::select! {
-            r = rd.read(&mut buf) => {
+            // The main loop frees a place in the backlog: read again.
+            _ = backlog.acquire(), if !room => {}
+            r = rd.read(&mut buf), if room => {
                 let n = match r {
                     Ok(0) => break End::PeerClosed,
                     Ok(n) => n,
