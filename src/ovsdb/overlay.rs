@@ -73,6 +73,8 @@ impl Intents {
 
     /// Add the elements `insert` to, and remove `delete` from, the set column `column` of a row
     /// (later calls win for an element). Sent as a `mutate` of the elements that really change.
+    /// For set columns only: views and transactions ignore an edit of a map column of an
+    /// existing row, but one folded into an insert would be written as a set.
     pub fn edit_set(
         &mut self,
         table: &str,
@@ -98,6 +100,7 @@ impl Intents {
         match self.tables.get_mut(table).and_then(|t| t.get_mut(&uuid)) {
             Some(RowIntent::Delete) => return,
             Some(RowIntent::Insert(cols)) => {
+                // A new row's set column starts empty (edits are for set columns only).
                 let d = cols
                     .entry(column.to_string())
                     .or_insert_with(Datum::empty_set);
