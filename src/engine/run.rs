@@ -177,6 +177,16 @@ impl<C: ?Sized> Slot<C> {
                 expected: std::any::type_name::<T>(),
             })
     }
+
+    fn downcast_mut<T: 'static>(&mut self) -> Result<&mut T, EngineError> {
+        let Slot { node, name, .. } = self;
+        node.data_mut()
+            .downcast_mut::<T>()
+            .ok_or_else(|| EngineError::TypeMismatch {
+                node: name.clone(),
+                expected: std::any::type_name::<T>(),
+            })
+    }
 }
 
 /// Per-node counters and timing, as `inc-engine/show-stats` (plus timing for metrics).
@@ -367,6 +377,15 @@ impl<C: ?Sized + 'static> Engine<C> {
         self.slots.get(h.index).ok_or(EngineError::ForeignHandle)
     }
 
+    fn slot_mut<T: 'static>(&mut self, h: Handle<T>) -> Result<&mut Slot<C>, EngineError> {
+        if h.engine != self.id {
+            return Err(EngineError::ForeignHandle);
+        }
+        self.slots
+            .get_mut(h.index)
+            .ok_or(EngineError::ForeignHandle)
+    }
+
     fn index_of(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
     }
@@ -377,13 +396,7 @@ impl<C: ?Sized + 'static> Engine<C> {
     /// changed for the next run. If the changes it held were already processed by a completed
     /// run and not cleared yet, they are cleared first (so nothing is processed twice).
     pub fn input_mut<T: 'static>(&mut self, h: Handle<T>) -> Result<&mut T, EngineError> {
-        if h.engine != self.id {
-            return Err(EngineError::ForeignHandle);
-        }
-        let slot = self
-            .slots
-            .get_mut(h.index)
-            .ok_or(EngineError::ForeignHandle)?;
+        let slot = self.slot_mut(h)?;
         let Some(status) = slot.input else {
             return Err(EngineError::NotAnInput(slot.name.clone()));
         };
@@ -398,34 +411,14 @@ impl<C: ?Sized + 'static> Engine<C> {
         }
         slot.input = Some(InputStatus::Pending);
         // The type was checked above, so this cannot fail; report it rather than panic anyway.
-        let Slot { node, name, .. } = slot;
-        node.data_mut()
-            .downcast_mut::<T>()
-            .ok_or_else(|| EngineError::TypeMismatch {
-                node: name.clone(),
-                expected: std::any::type_name::<T>(),
-            })
+        slot.downcast_mut::<T>()
     }
 
     /// Take a node's data out after a run, leaving its default in place: the result of the
     /// last node without a copy (it is tracked data, cleared by [`Engine::clear_tracked`]
     /// anyway).
     pub fn take_data<T: Default + 'static>(&mut self, h: Handle<T>) -> Result<T, EngineError> {
-        if h.engine != self.id {
-            return Err(EngineError::ForeignHandle);
-        }
-        let slot = self
-            .slots
-            .get_mut(h.index)
-            .ok_or(EngineError::ForeignHandle)?;
-        let Slot { node, name, .. } = slot;
-        node.data_mut()
-            .downcast_mut::<T>()
-            .map(std::mem::take)
-            .ok_or_else(|| EngineError::TypeMismatch {
-                node: name.clone(),
-                expected: std::any::type_name::<T>(),
-            })
+        self.slot_mut(h)?.downcast_mut::<T>().map(std::mem::take)
     }
 
     /// Read access to any node's data.
