@@ -310,19 +310,10 @@ fn engine_recomputes(side: Side, world: &World) -> Option<u64> {
     }
     let mut sum = 0;
     for d in &world.ics {
-        let text = d.appctl(&["inc-engine/show-stats"]).ok()?;
-        let mut input = false;
-        for line in text.lines() {
-            if let Some(n) = line.strip_prefix("Node: ") {
-                input = ["NB_", "SB_", "ICNB_", "ICSB_"]
-                    .iter()
-                    .any(|p| n.starts_with(p));
-            } else if let Some(v) = line.strip_prefix("- recompute:") {
-                if !input {
-                    sum += v.trim().parse::<u64>().ok()?;
-                }
-            }
-        }
+        let counters = common::lab::try_recomputes(d)?;
+        sum = counters
+            .values()
+            .fold(sum, |a: u64, v| a.saturating_add(*v));
     }
     Some(sum)
 }

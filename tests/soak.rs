@@ -185,25 +185,6 @@ fn cpu_ticks(pid: u32) -> u64 {
     f.iter().sum()
 }
 
-/// Recompute counters of every compute node of one daemon (as `common::lab::recomputes`), or
-/// `None` when it does not answer `ovs-appctl` in time.
-fn recompute_counters(d: &common::Daemon) -> Option<BTreeMap<String, u64>> {
-    let s = d.appctl(&["inc-engine/show-stats"]).ok()?;
-    let mut m = BTreeMap::new();
-    let mut node = None;
-    for line in s.lines() {
-        if let Some(n) = line.strip_prefix("Node: ") {
-            let input = ["NB_", "SB_", "ICNB_", "ICSB_"]
-                .iter()
-                .any(|p| n.starts_with(p));
-            node = (!input).then(|| n.to_string());
-        } else if let (Some(n), Some(v)) = (&node, line.strip_prefix("- recompute:")) {
-            m.insert(n.clone(), v.trim().parse().unwrap_or(u64::MAX));
-        }
-    }
-    Some(m)
-}
-
 /// Daemons not answering `ovs-appctl` (its 5 s timeout) during the quiet phases: per
 /// episode, the AZ, how long it went unanswered and the CPU time the daemon used meanwhile
 /// (busy computing, not hung, when that is most of the wall time it got).
@@ -219,7 +200,7 @@ impl Stalls {
     ) -> Option<Vec<BTreeMap<String, u64>>> {
         let mut all = Some(vec![]);
         for (i, d) in lab.ics.iter().enumerate() {
-            match recompute_counters(d) {
+            match common::lab::try_recomputes(d) {
                 Some(c) => {
                     if let Some((since, ticks)) = open[i].take() {
                         let cpu = cpu_ticks(d.pid()).saturating_sub(ticks) * 10;
@@ -633,12 +614,14 @@ fn soak_random_changes_with_database_restarts() {
     let before = snapshot(&lab);
     for (i, d) in lab.ics.iter().enumerate() {
         let count = |c: Option<BTreeMap<String, u64>>| c.map(|c| c.values().sum::<u64>());
-        let n0 = count(wait_for(QUIET_WAIT, || recompute_counters(d)));
+        let n0 = count(wait_for(QUIET_WAIT, || common::lab::try_recomputes(d)));
         // A reply lost to the appctl timeout (a busy daemon) does not mean the command was;
         // the counters say whether it ran.
         let ran = (0..3).any(|_| {
             let _ = d.appctl(&["inc-engine/recompute"]);
-            wait_until(QUIET_WAIT / 3, || count(recompute_counters(d)) > n0)
+            wait_until(QUIET_WAIT / 3, || {
+                count(common::lab::try_recomputes(d)) > n0
+            })
         });
         assert!(ran, "az{}: inc-engine/recompute did not run", i + 1);
     }

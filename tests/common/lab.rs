@@ -78,10 +78,20 @@ pub fn add_gateway(sb: &Server, name: &str, ip: &str) {
 /// Recompute counter of every compute node (`inc-engine/show-stats`; input nodes count every
 /// engine run and are left out).
 pub fn recomputes(d: &Daemon) -> BTreeMap<String, u64> {
-    let s = d.appctl(&["inc-engine/show-stats"]).expect("show-stats");
+    try_recomputes(d).expect("show-stats")
+}
+
+/// [`recomputes`], or `None` when the daemon does not answer in time.
+pub fn try_recomputes(d: &Daemon) -> Option<BTreeMap<String, u64>> {
+    let s = d.appctl(&["inc-engine/show-stats"]).ok()?;
+    Some(parse_recomputes(&s))
+}
+
+/// The compute nodes' recompute counters in an `inc-engine/show-stats` reply.
+pub fn parse_recomputes(show_stats: &str) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
     let mut node = None;
-    for line in s.lines() {
+    for line in show_stats.lines() {
         if let Some(n) = line.strip_prefix("Node: ") {
             let input = ["NB_", "SB_", "ICNB_", "ICSB_"]
                 .iter()
