@@ -360,26 +360,10 @@ fn random_edit(w: &mut World, rng: &mut StdRng, next: &mut u32) -> String {
     let prefix = |rng: &mut StdRng| format!("10.100.{}.0/24", rng.gen_range(0..6));
     match rng.gen_range(0..5) {
         0 => {
-            // Add a static route to a random router (sometimes in a route table).
+            // Add a static route to a random router.
             let (r, _) = ROUTERS[rng.gen_range(0..ROUTERS.len())];
-            let mut nb = Intents::new();
             let p = prefix(rng);
-            let sr = nb.insert(
-                "Logical_Router_Static_Route",
-                vec![
-                    ("ip_prefix", Datum::scalar(p.as_str())),
-                    ("nexthop", Datum::scalar(format!("10.{r}.0.254").as_str())),
-                ],
-            );
-            let lr = w.nb.get("Logical_Router", uu(lr_uuid(r))).expect("router");
-            let mut set: BTreeSet<Uuid> = lr.get("static_routes").uuids().collect();
-            set.insert(sr);
-            nb.update(
-                "Logical_Router",
-                uu(lr_uuid(r)),
-                vec![("static_routes", Datum::set(set.into_iter().map(Into::into)))],
-            );
-            commit(&mut w.nb, &nb);
+            add_local_route(w, r, &p);
             format!("add static {p} to lr{r}")
         }
         1 => {
@@ -398,20 +382,7 @@ fn random_edit(w: &mut World, rng: &mut StdRng, next: &mut u32) -> String {
                 return "nothing to remove".into();
             }
             let (r, s) = cands[rng.gen_range(0..cands.len())];
-            let lr = w.nb.get("Logical_Router", uu(lr_uuid(r))).expect("router");
-            let set: BTreeSet<Uuid> = lr
-                .get("static_routes")
-                .uuids()
-                .filter(|x| *x != s)
-                .collect();
-            let mut nb = Intents::new();
-            nb.update(
-                "Logical_Router",
-                uu(lr_uuid(r)),
-                vec![("static_routes", Datum::set(set.into_iter().map(Into::into)))],
-            );
-            nb.delete("Logical_Router_Static_Route", s);
-            commit(&mut w.nb, &nb);
+            remove_local_route(w, r, s);
             format!("remove static {s} from lr{r}")
         }
         2 => {
@@ -761,6 +732,25 @@ fn add_local_route(w: &mut World, r: u32, prefix: &str) -> Uuid {
     sr
 }
 
+/// Detach static route `sr` from router `r` and delete it (one NB transaction, as
+/// `lr-route-del`).
+fn remove_local_route(w: &mut World, r: u32, sr: Uuid) {
+    let lr = w.nb.get("Logical_Router", uu(lr_uuid(r))).expect("router");
+    let set: BTreeSet<Uuid> = lr
+        .get("static_routes")
+        .uuids()
+        .filter(|x| *x != sr)
+        .collect();
+    let mut nb = Intents::new();
+    nb.update(
+        "Logical_Router",
+        uu(lr_uuid(r)),
+        vec![("static_routes", Datum::set(set.into_iter().map(Into::into)))],
+    );
+    nb.delete("Logical_Router_Static_Route", sr);
+    commit(&mut w.nb, &nb);
+}
+
 #[test]
 fn one_local_route_is_advertised_and_withdrawn_without_a_router_refresh() {
     let mut w = world();
@@ -785,20 +775,7 @@ fn one_local_route_is_advertised_and_withdrawn_without_a_router_refresh() {
     assert_eq!(cache, fresh, "kept results equal a recompute");
 
     // Removed again: withdrawn and the AZ2 route learned back, still no refresh.
-    let lr = w.nb.get("Logical_Router", uu(lr_uuid(r))).expect("router");
-    let set: BTreeSet<Uuid> = lr
-        .get("static_routes")
-        .uuids()
-        .filter(|x| *x != sr)
-        .collect();
-    let mut nb = Intents::new();
-    nb.update(
-        "Logical_Router",
-        uu(lr_uuid(r)),
-        vec![("static_routes", Datum::set(set.into_iter().map(Into::into)))],
-    );
-    nb.delete("Logical_Router_Static_Route", sr);
-    commit(&mut w.nb, &nb);
+    remove_local_route(&mut w, r, sr);
     let out = w.incremental(&mut st, &mut cache).expect("handled");
     let (full, _) = w.full();
     let eff = effective(&w.views(), &out);
