@@ -684,14 +684,7 @@ fn relearn_rows_in(
         let Some(lr) = v.nb.get("Logical_Router", lr_uuid) else {
             return Err(Unhandled("interconnected router deleted"));
         };
-        let mut edit = StaticRoutesEdit::default();
-        relearn_router(v, &env, cache, &lr, changed, &mut edit, out)?;
-        edit.apply(&lr, out);
-        cache.statics_delta(
-            lr_uuid,
-            edit.remove.iter().copied(),
-            edit.add.iter().copied(),
-        );
+        relearn_and_write(v, &env, cache, &lr, changed, out)?;
     }
     Ok(true)
 }
@@ -748,17 +741,31 @@ pub(super) fn learn_own_writes(
             let Some(lr) = v.nb.get("Logical_Router", lr_uuid) else {
                 return Err(Unhandled("interconnected router deleted"));
             };
-            let mut edit = StaticRoutesEdit::default();
-            relearn_router(&v, &env, cache, &lr, &rows, &mut edit, &mut extra)?;
-            edit.apply(&lr, &mut extra);
-            cache.statics_delta(
-                lr_uuid,
-                edit.remove.iter().copied(),
-                edit.add.iter().copied(),
-            );
+            relearn_and_write(&v, &env, cache, &lr, &rows, &mut extra)?;
         }
     }
     fresh.merge(&extra);
+    Ok(())
+}
+
+/// [`relearn_router`], then write the router's `static_routes` edit and keep the cache's copy
+/// in step.
+fn relearn_and_write(
+    v: &Views,
+    env: &LearnEnv,
+    cache: &mut Cache,
+    lr: &crate::ovsdb::replica::Row,
+    rows: &BTreeSet<Uuid>,
+    out: &mut Out,
+) -> Result<(), Unhandled> {
+    let mut edit = StaticRoutesEdit::default();
+    relearn_router(v, env, cache, lr, rows, &mut edit, out)?;
+    edit.apply(lr, out);
+    cache.statics_delta(
+        lr.uuid(),
+        edit.remove.iter().copied(),
+        edit.add.iter().copied(),
+    );
     Ok(())
 }
 
