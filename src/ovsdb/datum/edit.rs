@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{merge, Atom, AtomSet, Merged};
+use super::{Atom, AtomSet};
 
 /// Elements to add to and remove from a set: applied to a value `v` it gives
 /// `(v - delete) + insert`. The two sets are disjoint (a later call wins).
@@ -66,10 +66,9 @@ impl SetEdit {
             }
             return;
         }
-        let ins: Vec<&Atom> = self.insert.iter().collect();
+        // Sorted, plus a sorted tail: the adaptive sort of `collect` is linear here.
         let kept = s.iter().filter(|a| !self.delete.contains(a));
-        let new: Vec<Atom> = merge_refs(kept, ins.into_iter()).cloned().collect();
-        *s = AtomSet::from_sorted_vec(new);
+        *s = kept.chain(&self.insert).cloned().collect();
     }
 
     /// What this edit really changes in `cur`: the elements it toggles (added ones not in
@@ -78,7 +77,7 @@ impl SetEdit {
     pub fn toggles(&self, cur: &AtomSet) -> AtomSet {
         let ins = self.insert.iter().filter(|a| !cur.contains(a));
         let del = self.delete.iter().filter(|a| cur.contains(a));
-        AtomSet::from_sorted_vec(merge_refs(ins, del).cloned().collect())
+        ins.chain(del).cloned().collect()
     }
 
     /// The elements to send: (`insert` not yet in `cur`, `delete` present in `cur`).
@@ -90,21 +89,6 @@ impl SetEdit {
             AtomSet::from_sorted_vec(del.collect()),
         )
     }
-}
-
-/// Merge two ascending iterators of distinct elements into one ascending iterator.
-fn merge_refs<'a>(
-    a: impl Iterator<Item = &'a Atom>,
-    b: impl Iterator<Item = &'a Atom>,
-) -> impl Iterator<Item = &'a Atom> {
-    let a: Vec<&Atom> = a.collect();
-    let b: Vec<&Atom> = b.collect();
-    let out: Vec<&'a Atom> = merge(&a, &b, |x, y| x.cmp(y))
-        .map(|m| match m {
-            Merged::Left(x) | Merged::Right(x) | Merged::Both(x, _) => *x,
-        })
-        .collect();
-    out.into_iter()
 }
 
 #[cfg(test)]
