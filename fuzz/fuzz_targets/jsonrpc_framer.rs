@@ -5,10 +5,13 @@
 //! * the values produced do not depend on how the stream was cut into reads (one push of
 //!   everything gives the same sequence as many small pushes, up to the first error);
 //! * every message that classifies round-trips: `Message::from_json(m.to_json()) == m`, and its
-//!   wire bytes frame back to the same message.
+//!   wire bytes frame back to the same message;
+//! * the lazy decoding the session uses (`Framer::next_text` + `RawMessage::decode`) accepts
+//!   and rejects exactly the messages the eager one does, with the same contents.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use ovn_ic::ovsdb::jsonrpc::lazy::RawMessage;
 use ovn_ic::ovsdb::jsonrpc::{Framer, JsonRpcError, Message};
 use serde_json::Value;
 
@@ -55,6 +58,20 @@ fuzz_target!(|data: &[u8]| {
             (Ok(x), Ok(y)) => assert_eq!(x, y, "framing depends on read sizes"),
             (Err(_), Err(_)) => {}
             _ => panic!("framing depends on read sizes: {a:?} vs {b:?}"),
+        }
+    }
+    let mut f = Framer::new();
+    f.push(stream);
+    while let Ok(Some(text)) = f.next_text() {
+        let eager = serde_json::from_str::<Value>(&text)
+            .ok()
+            .filter(|_| !text.contains("\\u0000"))
+            .map(Message::from_json);
+        match (eager, RawMessage::decode(&text)) {
+            (Some(Ok(m)), Ok(r)) => assert_eq!(r.into_message(), m, "lazy decoding differs"),
+            (Some(Ok(m)), Err(e)) => panic!("lazy rejects {m:?}: {e}"),
+            (_, Ok(r)) if !text.contains('\\') => panic!("lazy accepts {r:?}"),
+            _ => {}
         }
     }
     for v in whole.into_iter().flatten() {

@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value};
 
+pub mod lazy;
+
 /// Maximum nesting depth accepted, as the C parser.
 pub const MAX_DEPTH: usize = 1000;
 
@@ -182,6 +184,25 @@ impl Framer {
 
     /// The next complete top-level JSON value, `Ok(None)` if more bytes are needed.
     pub fn next_value(&mut self) -> Result<Option<Value>, JsonRpcError> {
+        match self.next_span()? {
+            None => Ok(None),
+            Some((a, b)) => parse_value(&self.buf[a..b]).map(Some),
+        }
+    }
+
+    /// The next complete top-level JSON text, undecoded (checked to be UTF-8; the caller decodes
+    /// it, see [`lazy`]), `Ok(None)` if more bytes are needed.
+    pub fn next_text(&mut self) -> Result<Option<String>, JsonRpcError> {
+        match self.next_span()? {
+            None => Ok(None),
+            Some((a, b)) => std::str::from_utf8(&self.buf[a..b])
+                .map(|s| Some(s.to_string()))
+                .map_err(|e| JsonRpcError::Parse(format!("invalid UTF-8: {e}"))),
+        }
+    }
+
+    /// The byte range of the next complete top-level value (consumed from the scanner).
+    fn next_span(&mut self) -> Result<Option<(usize, usize)>, JsonRpcError> {
         while self.pos < self.buf.len() {
             let c = self.buf[self.pos];
             self.pos += 1;
@@ -204,7 +225,7 @@ impl Framer {
                 }
                 // The scalar ended just before this byte.
                 self.pos -= 1;
-                return self.finish();
+                return Ok(Some(self.finish()));
             }
             if self.in_string {
                 if self.escape {
@@ -214,7 +235,7 @@ impl Framer {
                 } else if c == b'"' {
                     self.in_string = false;
                     if self.depth == 0 {
-                        return self.finish();
+                        return Ok(Some(self.finish()));
                     }
                 }
                 continue;
@@ -232,7 +253,7 @@ impl Framer {
                 b'}' | b']' => {
                     self.depth -= 1;
                     if self.depth == 0 {
-                        return self.finish();
+                        return Ok(Some(self.finish()));
                     }
                 }
                 _ => {}
@@ -244,7 +265,8 @@ impl Framer {
     /// A top-level scalar at end of stream (only meaningful at EOF).
     pub fn finish_eof(&mut self) -> Result<Option<Value>, JsonRpcError> {
         if self.in_scalar {
-            return self.finish();
+            let (a, b) = self.finish();
+            return parse_value(&self.buf[a..b]).map(Some);
         }
         if self.started {
             return Err(JsonRpcError::Parse("unexpected end of input".into()));
@@ -252,26 +274,16 @@ impl Framer {
         Ok(None)
     }
 
-    fn finish(&mut self) -> Result<Option<Value>, JsonRpcError> {
-        let slice = &self.buf[self.start..self.pos];
-        let r = serde_json::from_slice::<Value>(slice);
+    /// Ends the value being scanned: its byte range, and the scanner reset for the next one.
+    fn finish(&mut self) -> (usize, usize) {
+        let span = (self.start, self.pos);
         self.start = self.pos;
         self.started = false;
         self.in_scalar = false;
         self.in_string = false;
         self.escape = false;
         self.depth = 0;
-        match r {
-            Ok(v) => {
-                if has_nul(&v) {
-                    return Err(JsonRpcError::Parse(
-                        "null bytes not supported in quoted strings".into(),
-                    ));
-                }
-                Ok(Some(v))
-            }
-            Err(e) => Err(JsonRpcError::Parse(e.to_string())),
-        }
+        span
     }
 
     /// Next complete message; a value that is not a valid JSON-RPC message is an error (the
@@ -283,6 +295,17 @@ impl Framer {
         }
     }
 }
+
+/// Decodes one complete JSON text (as the C parser: no NUL in strings).
+fn parse_value(slice: &[u8]) -> Result<Value, JsonRpcError> {
+    match serde_json::from_slice::<Value>(slice) {
+        Ok(v) if has_nul(&v) => Err(JsonRpcError::Parse(NUL_IN_STRING.into())),
+        Ok(v) => Ok(v),
+        Err(e) => Err(JsonRpcError::Parse(e.to_string())),
+    }
+}
+
+const NUL_IN_STRING: &str = "null bytes not supported in quoted strings";
 
 fn has_nul(v: &Value) -> bool {
     match v {

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::datum::{AtomSet, Datum, DatumError, SetEdit};
@@ -39,6 +40,54 @@ pub enum ReplicaError {
         column: String,
         err: DatumError,
     },
+}
+
+/// `<table-updates>` (or `<table-updates2>`) as received: `{table: {uuid: row-update}}`.
+///
+/// A [`Value`] (tests, small messages) or raw text ([`RawValue`], what the session delivers),
+/// which is decoded one row at a time so that a large update never exists as one JSON tree.
+pub trait TableUpdates {
+    /// Calls `f(table, uuid, row-update)` for every row, tables and rows in name order; stops
+    /// at the first error.
+    fn each_row(
+        &self,
+        f: &mut dyn FnMut(&str, &str, &Value) -> Result<(), ReplicaError>,
+    ) -> Result<(), ReplicaError>;
+}
+
+impl TableUpdates for Value {
+    fn each_row(
+        &self,
+        f: &mut dyn FnMut(&str, &str, &Value) -> Result<(), ReplicaError>,
+    ) -> Result<(), ReplicaError> {
+        let tables = self.as_object().ok_or(ReplicaError::NotObject)?;
+        for (tname, rows) in tables {
+            let rows = rows.as_object().ok_or(ReplicaError::NotObject)?;
+            for (uuid, ru) in rows {
+                f(tname, uuid, ru)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TableUpdates for RawValue {
+    fn each_row(
+        &self,
+        f: &mut dyn FnMut(&str, &str, &Value) -> Result<(), ReplicaError>,
+    ) -> Result<(), ReplicaError> {
+        // The skeleton borrows each row's text; only one row is a `Value` at a time.
+        let tables: BTreeMap<String, BTreeMap<String, &RawValue>> =
+            serde_json::from_str(self.get()).map_err(|_| ReplicaError::NotObject)?;
+        for (tname, rows) in &tables {
+            for (uuid, ru) in rows {
+                let ru: Value =
+                    serde_json::from_str(ru.get()).map_err(|_| ReplicaError::NotObject)?;
+                f(tname, uuid, &ru)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Columns of one monitored table, in the order the replica stores them.
@@ -647,102 +696,102 @@ impl Replica {
     // ---- applying updates ----
 
     /// Apply `<table-updates2>` (update2/update3 notifications and `found=true` replies).
-    pub fn apply_update2(&mut self, updates: &Value) -> Result<(), ReplicaError> {
-        let tables = updates.as_object().ok_or(ReplicaError::NotObject)?;
-        for (tname, rows) in tables {
-            let rows = rows.as_object().ok_or(ReplicaError::NotObject)?;
-            let table = table_in(&mut self.tables, tname)?;
-            let mut expected = self.expected.get_mut(tname.as_str());
-            let meta = table.meta.clone();
-            for (uuid_s, ru) in rows {
-                self.rows_applied += 1;
-                let uuid: Uuid = uuid_s
-                    .parse()
-                    .map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
-                let bad = |msg: &str| ReplicaError::BadRowUpdate {
-                    table: tname.clone(),
-                    uuid,
-                    msg: msg.to_string(),
-                };
-                let ru = ru
-                    .as_object()
-                    .filter(|o| o.len() == 1)
-                    .ok_or_else(|| bad("must have exactly one member"))?;
-                let (op, body) = ru.iter().next().expect("len checked");
-                let edited = match expected.as_deref_mut().and_then(|m| m.get_mut(&uuid)) {
-                    Some(Expect::Edited { verdict, .. }) if verdict.is_some() || op != "modify" => {
-                        // Not the first change after our write, or not a modify: not (only) ours.
-                        *verdict = Some(false);
-                        None
-                    }
-                    Some(Expect::Edited {
-                        cols,
-                        toggles,
-                        verdict,
-                    }) => Some((&*cols, &*toggles, verdict)),
-                    _ => None,
-                };
-                match op.as_str() {
-                    "initial" | "insert" => {
-                        let row = parse_row(&meta, uuid, body, None)?;
-                        table.put(row);
-                    }
-                    "modify" => {
-                        let Some(cur) = table.rows.get(&uuid) else {
-                            return Err(bad("modify of unknown row"));
-                        };
-                        let mut row = Row::clone(cur);
-                        apply_modify(&meta, &mut row, body)?;
-                        if let Some((cols, toggles, verdict)) = edited {
-                            *verdict = Some(is_edit_echo(&meta, &row, body, cols, toggles));
-                        }
-                        table.put(row);
-                    }
-                    "delete" => {
-                        if !table.remove(uuid) {
-                            return Err(bad("delete of unknown row"));
-                        }
-                    }
-                    other => return Err(bad(&format!("unknown operation {other}"))),
-                }
-            }
-        }
+    pub fn apply_update2<U: TableUpdates + ?Sized>(
+        &mut self,
+        updates: &U,
+    ) -> Result<(), ReplicaError> {
+        updates.each_row(&mut |tname, uuid_s, ru| self.apply_row2(tname, uuid_s, ru))?;
         self.seqno += 1;
         Ok(())
     }
 
-    /// Apply `<table-updates>` of the v1 `monitor` method (`{"old":..., "new":...}`).
-    pub fn apply_update1(&mut self, updates: &Value) -> Result<(), ReplicaError> {
-        let tables = updates.as_object().ok_or(ReplicaError::NotObject)?;
-        for (tname, rows) in tables {
-            let rows = rows.as_object().ok_or(ReplicaError::NotObject)?;
-            let table = table_in(&mut self.tables, tname)?;
-            let meta = table.meta.clone();
-            for (uuid_s, ru) in rows {
-                self.rows_applied += 1;
-                let uuid: Uuid = uuid_s
-                    .parse()
-                    .map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
-                // Edits are only checked on update2 `modify` diffs: here, not an echo.
-                if let Some(Expect::Edited { verdict, .. }) = self
-                    .expected
-                    .get_mut(tname.as_str())
-                    .and_then(|m| m.get_mut(&uuid))
-                {
-                    *verdict = Some(false);
+    fn apply_row2(&mut self, tname: &str, uuid_s: &str, ru: &Value) -> Result<(), ReplicaError> {
+        let table = table_in(&mut self.tables, tname)?;
+        let meta = table.meta.clone();
+        self.rows_applied += 1;
+        let uuid: Uuid = uuid_s
+            .parse()
+            .map_err(|_| ReplicaError::BadUuid(uuid_s.to_string()))?;
+        let bad = |msg: &str| ReplicaError::BadRowUpdate {
+            table: tname.to_string(),
+            uuid,
+            msg: msg.to_string(),
+        };
+        let ru = ru
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .ok_or_else(|| bad("must have exactly one member"))?;
+        let (op, body) = ru.iter().next().expect("len checked");
+        let expected = self.expected.get_mut(tname).and_then(|m| m.get_mut(&uuid));
+        let edited = match expected {
+            Some(Expect::Edited { verdict, .. }) if verdict.is_some() || op != "modify" => {
+                // Not the first change after our write, or not a modify: not (only) ours.
+                *verdict = Some(false);
+                None
+            }
+            Some(Expect::Edited {
+                cols,
+                toggles,
+                verdict,
+            }) => Some((&*cols, &*toggles, verdict)),
+            _ => None,
+        };
+        match op.as_str() {
+            "initial" | "insert" => {
+                let row = parse_row(&meta, uuid, body, None)?;
+                table.put(row);
+            }
+            "modify" => {
+                let Some(cur) = table.rows.get(&uuid) else {
+                    return Err(bad("modify of unknown row"));
+                };
+                let mut row = Row::clone(cur);
+                apply_modify(&meta, &mut row, body)?;
+                if let Some((cols, toggles, verdict)) = edited {
+                    *verdict = Some(is_edit_echo(&meta, &row, body, cols, toggles));
                 }
-                match ru.get("new") {
-                    Some(new) if !new.is_null() => {
-                        let base = table.rows.get(&uuid).map(|r| Row::clone(r));
-                        let row = parse_row(&meta, uuid, new, base)?;
-                        table.put(row);
-                    }
-                    _ => {
-                        table.remove(uuid);
-                    }
+                table.put(row);
+            }
+            "delete" => {
+                if !table.remove(uuid) {
+                    return Err(bad("delete of unknown row"));
                 }
             }
+            other => return Err(bad(&format!("unknown operation {other}"))),
         }
+        Ok(())
+    }
+
+    /// Apply `<table-updates>` of the v1 `monitor` method (`{"old":..., "new":...}`).
+    pub fn apply_update1<U: TableUpdates + ?Sized>(
+        &mut self,
+        updates: &U,
+    ) -> Result<(), ReplicaError> {
+        updates.each_row(&mut |tname, uuid_s, ru| {
+            let table = table_in(&mut self.tables, tname)?;
+            let meta = table.meta.clone();
+            self.rows_applied += 1;
+            let uuid: Uuid = uuid_s
+                .parse()
+                .map_err(|_| ReplicaError::BadUuid(uuid_s.to_string()))?;
+            // Edits are only checked on update2 `modify` diffs: here, not an echo.
+            if let Some(Expect::Edited { verdict, .. }) =
+                self.expected.get_mut(tname).and_then(|m| m.get_mut(&uuid))
+            {
+                *verdict = Some(false);
+            }
+            match ru.get("new") {
+                Some(new) if !new.is_null() => {
+                    let base = table.rows.get(&uuid).map(|r| Row::clone(r));
+                    let row = parse_row(&meta, uuid, new, base)?;
+                    table.put(row);
+                }
+                _ => {
+                    table.remove(uuid);
+                }
+            }
+            Ok(())
+        })?;
         self.seqno += 1;
         Ok(())
     }
@@ -750,39 +799,47 @@ impl Replica {
     /// Replace the whole contents with a full snapshot (`monitor_cond` reply, `found=false`
     /// `monitor_cond_since` reply, or v1 `monitor` reply when `v1`). Only the real differences
     /// from the previous contents are tracked as changes.
-    pub fn replace_all(&mut self, updates: &Value, v1: bool) -> Result<(), ReplicaError> {
-        let tables = updates.as_object().ok_or(ReplicaError::NotObject)?;
+    pub fn replace_all<U: TableUpdates + ?Sized>(
+        &mut self,
+        updates: &U,
+        v1: bool,
+    ) -> Result<(), ReplicaError> {
         self.expected.clear();
         let mut fresh: BTreeMap<String, HashMap<Uuid, Row>> = BTreeMap::new();
-        for (tname, rows) in tables {
-            let rows = rows.as_object().ok_or(ReplicaError::NotObject)?;
-            let meta = self
-                .tables
+        let tables = &self.tables;
+        let rows_applied = &mut self.rows_applied;
+        updates.each_row(&mut |tname, uuid_s, ru| {
+            let meta = &tables
                 .get(tname)
-                .ok_or_else(|| ReplicaError::UnknownTable(tname.clone()))?
-                .meta
-                .clone();
-            let out = fresh.entry(tname.clone()).or_default();
-            for (uuid_s, ru) in rows {
-                self.rows_applied += 1;
-                let uuid: Uuid = uuid_s
-                    .parse()
-                    .map_err(|_| ReplicaError::BadUuid(uuid_s.clone()))?;
-                let body = if v1 {
-                    ru.get("new")
-                } else {
-                    ru.get("initial").or_else(|| ru.get("insert"))
-                };
-                let Some(body) = body else {
-                    return Err(ReplicaError::BadRowUpdate {
-                        table: tname.clone(),
-                        uuid,
-                        msg: "snapshot row without initial contents".into(),
-                    });
-                };
-                out.insert(uuid, parse_row(&meta, uuid, body, None)?);
+                .ok_or_else(|| ReplicaError::UnknownTable(tname.to_string()))?
+                .meta;
+            *rows_applied += 1;
+            let uuid: Uuid = uuid_s
+                .parse()
+                .map_err(|_| ReplicaError::BadUuid(uuid_s.to_string()))?;
+            let body = if v1 {
+                ru.get("new")
+            } else {
+                ru.get("initial").or_else(|| ru.get("insert"))
+            };
+            let Some(body) = body else {
+                return Err(ReplicaError::BadRowUpdate {
+                    table: tname.to_string(),
+                    uuid,
+                    msg: "snapshot row without initial contents".into(),
+                });
+            };
+            let row = parse_row(meta, uuid, body, None)?;
+            match fresh.get_mut(tname) {
+                Some(out) => {
+                    out.insert(uuid, row);
+                }
+                None => {
+                    fresh.insert(tname.to_string(), HashMap::from([(uuid, row)]));
+                }
             }
-        }
+            Ok(())
+        })?;
         for (tname, table) in self.tables.iter_mut() {
             let mut new_rows = fresh.remove(tname).unwrap_or_default();
             let gone: Vec<Uuid> = table
@@ -1182,7 +1239,8 @@ mod tests {
         let mut r = replica();
         for bad in [
             json!([]),
-            json!({"Nope": {}}),
+            json!({"A": []}),
+            json!({"Nope": {U1: {"insert": {}}}}),
             json!({"A": {"not-a-uuid": {"insert": {}}}}),
             json!({"A": {U1: {"insert": {}, "delete": null}}}),
             json!({"A": {U1: {"modify": {"name": "x"}}}}),
@@ -1191,7 +1249,42 @@ mod tests {
             json!({"A": {U1: {"frob": {}}}}),
         ] {
             assert!(r.apply_update2(&bad).is_err(), "{bad}");
+            let raw = RawValue::from_string(bad.to_string()).unwrap();
+            assert!(r.apply_update2(&*raw).is_err(), "raw {bad}");
         }
+    }
+
+    /// Rows (as JSON, by UUID) and how many changes are tracked.
+    fn dump(r: &Replica) -> (Vec<(Uuid, Value)>, usize) {
+        let mut rows: Vec<_> = r.iter("A").map(|row| (row.uuid(), row.to_json())).collect();
+        rows.sort_by_key(|(u, _)| *u);
+        (rows, r.changes("A").len())
+    }
+
+    /// The session hands over raw text; it reads exactly as the same JSON value.
+    #[test]
+    fn raw_updates_apply_as_their_values() {
+        let updates = [
+            json!({"A": {U1: {"insert": {"name": "a", "tags": ["set", ["x", "y"]]}}}}),
+            json!({"A": {U2: {"insert": {"name": "bé\"", "n": 2}}, U1: {"modify": {"tags": "x"}}}}),
+            json!({"A": {U1: {"delete": null}}}),
+        ];
+        let (mut by_value, mut by_raw) = (replica(), replica());
+        for u in &updates {
+            by_value.apply_update2(u).unwrap();
+            let raw = RawValue::from_string(u.to_string()).unwrap();
+            by_raw.apply_update2(&*raw).unwrap();
+            assert_eq!(dump(&by_value), dump(&by_raw), "{u}");
+            by_value.clear_changes();
+            by_raw.clear_changes();
+        }
+        let snapshot = json!({"A": {U2: {"initial": {"name": "c"}}}});
+        by_value.replace_all(&snapshot, false).unwrap();
+        let raw = RawValue::from_string(snapshot.to_string()).unwrap();
+        by_raw.replace_all(&*raw, false).unwrap();
+        assert_eq!(dump(&by_value), dump(&by_raw));
+        assert_eq!(by_raw.len("A"), 1);
+        assert_eq!(by_raw.rows("A")[0].str("name"), "c");
     }
 
     #[test]

@@ -18,11 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 
+use super::jsonrpc::lazy::{to_value, RawMessage};
 use super::jsonrpc::{Framer, Message};
 use super::reconnect::{Action, Reconnect};
 use super::remote::{Remote, RemoteList};
@@ -135,12 +137,13 @@ pub enum Event {
     MonitorReply {
         method: MonitorMethod,
         full: bool,
-        updates: Value,
+        /// Raw text, decoded row by row by the replica.
+        updates: Box<RawValue>,
         backlog: Backlog,
     },
     Update {
         method: MonitorMethod,
-        updates: Value,
+        updates: Box<RawValue>,
         backlog: Backlog,
     },
     Lock {
@@ -292,9 +295,9 @@ impl Session {
                 }
                 let r = if full {
                     self.replica
-                        .replace_all(&updates, method == MonitorMethod::V1)
+                        .replace_all(&*updates, method == MonitorMethod::V1)
                 } else {
-                    self.replica.apply_update2(&updates)
+                    self.replica.apply_update2(&*updates)
                 };
                 match r {
                     Ok(()) => {
@@ -314,8 +317,8 @@ impl Session {
             } => {
                 self.stats.updates += 1;
                 let r = match method {
-                    MonitorMethod::V1 => self.replica.apply_update1(&updates),
-                    _ => self.replica.apply_update2(&updates),
+                    MonitorMethod::V1 => self.replica.apply_update1(&*updates),
+                    _ => self.replica.apply_update2(&*updates),
                 };
                 if let Err(e) = r {
                     self.protocol_error(&e.to_string());
@@ -928,12 +931,18 @@ impl Conn<'_> {
         Ok(())
     }
 
-    fn handle_reply(&mut self, id: &Value, reply: Result<Value, Value>) -> Result<(), End> {
+    fn handle_reply(&mut self, id: &Value, reply: Result<Box<RawValue>, Value>) -> Result<(), End> {
         let Some(id) = id.as_i64() else { return Ok(()) };
         let Some(what) = self.pending.remove(&id) else {
             debug!(target: "jsonrpc", "{}: unexpected reply id {}", self.remote, id);
             return Ok(());
         };
+        if let Pending::DataMonitor(method) = what {
+            self.data_monitor_reply(method, reply);
+            return Ok(());
+        }
+        // Everything but the database's contents is small: decoded whole.
+        let reply = reply.map(|r| to_value(&r));
         match what {
             Pending::ServerSchema => match reply {
                 Ok(_) => {
@@ -972,41 +981,7 @@ impl Conn<'_> {
                     self.p.emit(Event::Error(format!("get_schema failed: {e}")));
                 }
             },
-            Pending::DataMonitor(method) => match reply {
-                Ok(mut v) => {
-                    let (full, updates) = if method == MonitorMethod::Since {
-                        let found = v.get(0).and_then(Value::as_bool).unwrap_or(false);
-                        if let Some(u) = v
-                            .get(1)
-                            .and_then(Value::as_str)
-                            .and_then(|s| s.parse().ok())
-                        {
-                            self.p.last_txn_id = u;
-                        }
-                        // Moved, not copied: this is the database's whole contents.
-                        let updates = v.get_mut(2).map(Value::take);
-                        (!found, updates.unwrap_or_else(|| json!({})))
-                    } else {
-                        (true, v)
-                    };
-                    self.phase = Phase::Monitoring(method);
-                    let backlog = self.p.backlog();
-                    self.p.emit(Event::MonitorReply {
-                        method,
-                        full,
-                        updates,
-                        backlog,
-                    });
-                }
-                Err(e) => match method {
-                    MonitorMethod::Since => self.send_data_monitor(MonitorMethod::Cond),
-                    MonitorMethod::Cond => self.send_data_monitor(MonitorMethod::V1),
-                    MonitorMethod::V1 => {
-                        self.phase = Phase::Parked;
-                        self.p.emit(Event::Error(format!("monitor failed: {e}")));
-                    }
-                },
-            },
+            Pending::DataMonitor(_) => unreachable!("handled above"),
             Pending::Lock => {
                 if let Ok(v) = reply {
                     let locked = v.get("locked").and_then(Value::as_bool).unwrap_or(false);
@@ -1029,6 +1004,51 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// The reply to the data monitor: the database's contents (kept as raw text, see
+    /// [`RawMessage`]), or a fallback to an older monitor method.
+    fn data_monitor_reply(&mut self, method: MonitorMethod, reply: Result<Box<RawValue>, Value>) {
+        match reply {
+            Ok(v) => {
+                let (full, updates) = if method == MonitorMethod::Since {
+                    // `[found, last-txn-id, table-updates2]`; anything else reads as "not found,
+                    // empty", as the members of a malformed reply did before.
+                    let mut parts: Vec<Box<RawValue>> =
+                        serde_json::from_str(v.get()).unwrap_or_default();
+                    let found = parts.first().is_some_and(|f| to_value(f) == json!(true));
+                    if let Some(u) = parts
+                        .get(1)
+                        .map(|l| to_value(l))
+                        .as_ref()
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.parse().ok())
+                    {
+                        self.p.last_txn_id = u;
+                    }
+                    let updates = (parts.len() > 2).then(|| parts.swap_remove(2));
+                    (!found, updates.unwrap_or_else(empty_updates))
+                } else {
+                    (true, v)
+                };
+                self.phase = Phase::Monitoring(method);
+                let backlog = self.p.backlog();
+                self.p.emit(Event::MonitorReply {
+                    method,
+                    full,
+                    updates,
+                    backlog,
+                });
+            }
+            Err(e) => match method {
+                MonitorMethod::Since => self.send_data_monitor(MonitorMethod::Cond),
+                MonitorMethod::Cond => self.send_data_monitor(MonitorMethod::V1),
+                MonitorMethod::V1 => {
+                    self.phase = Phase::Parked;
+                    self.p.emit(Event::Error(format!("monitor failed: {e}")));
+                }
+            },
+        }
+    }
+
     /// Pre-2.9 server without `_Server`: plain get_schema, then monitor_cond.
     fn fallback_no_server(&mut self) {
         let db = self.db();
@@ -1036,51 +1056,44 @@ impl Conn<'_> {
         self.phase = Phase::DataSchema;
     }
 
-    fn handle_notify(&mut self, method: &str, mut params: Vec<Value>) -> Result<(), End> {
+    fn handle_notify(&mut self, method: &str, mut params: Vec<Box<RawValue>>) -> Result<(), End> {
+        let param = |i: usize| params.get(i).map(|p| to_value(p)).unwrap_or(Value::Null);
         match method {
             "update" | "update2" | "update3" => {
-                let monid = params.first().cloned().unwrap_or(Value::Null);
-                if monid == json!(["monid", "_Server"]) {
-                    if let Some(u) = params.get(1) {
-                        self.server_update(u)?;
+                if param(0) == json!(["monid", "_Server"]) {
+                    if params.len() > 1 {
+                        self.server_update(&param(1))?;
                     }
                     return Ok(());
                 }
                 let Phase::Monitoring(m) = self.phase else {
                     return Ok(());
                 };
-                let updates = if method == "update3" {
-                    if let Some(u) = params
-                        .get(1)
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse().ok())
-                    {
+                let at = if method == "update3" {
+                    if let Some(u) = param(1).as_str().and_then(|s| s.parse().ok()) {
                         self.p.last_txn_id = u;
                     }
-                    params.get_mut(2)
+                    2
                 } else {
-                    params.get_mut(1)
+                    1
                 };
-                // Moved, not copied (an update can carry thousands of rows).
-                if let Some(u) = updates.map(Value::take) {
+                // Moved, not copied, and not decoded here (thousands of rows, see RawMessage).
+                if params.len() > at {
+                    let updates = params.swap_remove(at);
                     let backlog = self.p.backlog();
                     self.p.emit(Event::Update {
                         method: m,
-                        updates: u,
+                        updates,
                         backlog,
                     });
                 }
             }
-            "locked"
-                if params.first().and_then(Value::as_str) == self.requested_lock.as_deref() =>
-            {
+            "locked" if param(0).as_str() == self.requested_lock.as_deref() => {
                 self.has_lock = true;
                 self.contended = false;
                 self.emit_lock();
             }
-            "stolen"
-                if params.first().and_then(Value::as_str) == self.requested_lock.as_deref() =>
-            {
+            "stolen" if param(0).as_str() == self.requested_lock.as_deref() => {
                 self.has_lock = false;
                 self.contended = true;
                 self.emit_lock();
@@ -1206,8 +1219,8 @@ async fn serve_connection(
                 framer.push(&buf[..n]);
                 let mut res = Ok(());
                 loop {
-                    let msg = match framer.next_message() {
-                        Ok(Some(m)) => m,
+                    let text = match framer.next_text() {
+                        Ok(Some(t)) => t,
                         Ok(None) => break,
                         Err(e) => {
                             warn!(target: "jsonrpc", "{}: {}", remote, e);
@@ -1215,21 +1228,33 @@ async fn serve_connection(
                             break;
                         }
                     };
+                    let msg = match RawMessage::decode(&text) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            warn!(target: "jsonrpc", "{}: {}", remote, e);
+                            res = Err(End::Closed(e.to_string()));
+                            break;
+                        }
+                    };
+                    drop(text);
                     res = match msg {
-                        Message::Request { method, params, id } if method == "echo" => {
+                        RawMessage::Request { method, params, id } if method == "echo" => {
+                            let params = params.iter().map(|p| to_value(p)).collect();
                             conn.send(Message::Reply { result: Value::Array(params), id });
                             Ok(())
                         }
-                        Message::Request { method, id, .. } => {
+                        RawMessage::Request { method, id, .. } => {
                             conn.send(Message::Error { error: json!("unknown method"), id });
                             debug!(target: "jsonrpc", "{}: unexpected request {}", remote, method);
                             Ok(())
                         }
-                        Message::Notify { method, params } => conn.handle_notify(&method, params),
-                        Message::Reply { id, .. } if id == json!("echo") => Ok(()),
-                        Message::Error { id, .. } if id == json!("echo") => Ok(()),
-                        Message::Reply { result, id } => conn.handle_reply(&id, Ok(result)),
-                        Message::Error { error, id } => conn.handle_reply(&id, Err(error)),
+                        RawMessage::Notify { method, params } => conn.handle_notify(&method, params),
+                        RawMessage::Reply { id, .. } if id == json!("echo") => Ok(()),
+                        RawMessage::Error { id, .. } if id == json!("echo") => Ok(()),
+                        RawMessage::Reply { result, id } => conn.handle_reply(&id, Ok(result)),
+                        RawMessage::Error { error, id } => {
+                            conn.handle_reply(&id, Err(to_value(&error)))
+                        }
                     };
                     if res.is_err() {
                         break;
@@ -1261,6 +1286,11 @@ async fn serve_connection(
     drop(conn);
     writer.abort();
     end
+}
+
+/// `{}`: the table-updates of a reply that carried none.
+fn empty_updates() -> Box<RawValue> {
+    RawValue::from_string("{}".to_string()).expect("valid JSON")
 }
 
 fn remote_needs_probes(name: &str) -> bool {
