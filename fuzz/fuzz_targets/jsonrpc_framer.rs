@@ -63,11 +63,11 @@ fuzz_target!(|data: &[u8]| {
     let mut f = Framer::new();
     f.push(stream);
     while let Ok(Some(text)) = f.next_text() {
-        let eager = serde_json::from_str::<Value>(&text)
+        let eager = serde_json::from_str::<Value>(text)
             .ok()
             .filter(|_| !text.contains("\\u0000"))
             .map(Message::from_json);
-        match (eager, RawMessage::decode(&text)) {
+        match (eager, RawMessage::decode(text)) {
             (Some(Ok(m)), Ok(r)) => assert_eq!(r.into_message(), m, "lazy decoding differs"),
             (Some(Ok(m)), Err(e)) => panic!("lazy rejects {m:?}: {e}"),
             (_, Ok(r)) if !text.contains('\\') => panic!("lazy accepts {r:?}"),

@@ -37,6 +37,23 @@ impl Trimmer {
     }
 }
 
+/// Blocks at least this large are mapped on their own and unmapped when freed.
+const MMAP_THRESHOLD: i32 = 128 * 1024;
+
+/// Fix glibc's mmap threshold (call once at start). glibc raises it to the size of any mapped
+/// block that is freed, so after the first large buffer (a framed message, a hash table of
+/// thousands of rows) every later one of up to that size came from the heap, left a hole
+/// between long-lived rows when freed, and the heap's resident size grew to twice the live
+/// data during a cold start.
+pub fn tune() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters (under its lock); called before any
+    // other thread exists, and valid at any time anyway.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
 /// Return free heap pages to the kernel (glibc only; elsewhere nothing to do).
 pub fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -122,6 +122,7 @@ pub fn run(opts: Options) -> i32 {
         }
     };
     let _ = signals::install_segv_handler();
+    memtrim::tune();
 
     let cfg = daemonize::DaemonConfig {
         detach: opts.detach,

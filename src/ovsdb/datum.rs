@@ -8,6 +8,7 @@
 use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
 
+use compact_str::CompactString;
 use serde_json::Value;
 
 use super::schema::{BaseType, ColumnType};
@@ -53,12 +54,16 @@ impl AtomicType {
 }
 
 /// One atom. `NamedUuid` exists only inside a transaction being built (`["named-uuid", name]`).
+///
+/// Strings up to 24 bytes (names, addresses, prefixes: nearly all of them) live inside the atom
+/// ([`CompactString`]): a replica of thousands of rows is not thousands of tiny heap blocks, which
+/// cost twice their size in allocator overhead and fragmented the heap.
 #[derive(Clone, Debug)]
 pub enum Atom {
     Integer(i64),
     Real(f64),
     Boolean(bool),
-    String(String),
+    String(CompactString),
     Uuid(Uuid),
     NamedUuid(String),
 }
@@ -108,7 +113,7 @@ impl Atom {
                 _ => Err(type_error(ty, v)),
             },
             AtomicType::String => match v {
-                Value::String(s) => Ok(Atom::String(s.clone())),
+                Value::String(s) => Ok(Atom::String(CompactString::new(s))),
                 _ => Err(type_error(ty, v)),
             },
             AtomicType::Uuid => match v.as_array().map(Vec::as_slice) {
@@ -131,7 +136,7 @@ impl Atom {
             // Non-finite reals cannot come from JSON; they encode as `null` (serde_json's rule).
             Atom::Real(r) => Value::from(*r),
             Atom::Boolean(b) => Value::Bool(*b),
-            Atom::String(s) => Value::String(s.clone()),
+            Atom::String(s) => Value::String(s.to_string()),
             Atom::Uuid(u) => Value::Array(vec![Value::from("uuid"), Value::String(u.to_string())]),
             Atom::NamedUuid(n) => {
                 Value::Array(vec![Value::from("named-uuid"), Value::String(n.clone())])
@@ -158,7 +163,7 @@ impl Atom {
             AtomicType::Integer => Atom::Integer(0),
             AtomicType::Real => Atom::Real(0.0),
             AtomicType::Boolean => Atom::Boolean(false),
-            AtomicType::String => Atom::String(String::new()),
+            AtomicType::String => Atom::String(CompactString::default()),
             AtomicType::Uuid => Atom::Uuid(Uuid::ZERO),
         }
     }
@@ -191,12 +196,12 @@ impl Atom {
 
 impl From<&str> for Atom {
     fn from(s: &str) -> Atom {
-        Atom::String(s.to_string())
+        Atom::String(CompactString::new(s))
     }
 }
 impl From<String> for Atom {
     fn from(s: String) -> Atom {
-        Atom::String(s)
+        Atom::String(CompactString::from(s))
     }
 }
 impl From<i64> for Atom {
@@ -250,7 +255,8 @@ impl Hash for Atom {
             // total_cmp equality is exactly bit equality, so hashing the bits is consistent.
             Atom::Real(r) => r.to_bits().hash(state),
             Atom::Boolean(b) => b.hash(state),
-            Atom::String(s) | Atom::NamedUuid(s) => s.hash(state),
+            Atom::String(s) => s.as_str().hash(state),
+            Atom::NamedUuid(s) => s.as_str().hash(state),
             Atom::Uuid(u) => u.hash(state),
         }
     }
@@ -582,7 +588,7 @@ impl Datum {
     /// Value of string key `key` in a string→string map (`smap_get`).
     pub fn smap_get(&self, key: &str) -> Option<&str> {
         self.as_map()?
-            .get(&Atom::String(key.to_string()))
+            .get(&Atom::String(CompactString::new(key)))
             .and_then(Atom::as_str)
     }
     /// Iterate a string→string map.

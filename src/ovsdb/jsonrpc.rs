@@ -244,13 +244,13 @@ impl Framer {
         }
     }
 
-    /// The next complete top-level JSON text, undecoded (checked to be UTF-8; the caller decodes
-    /// it, see [`lazy`]), `Ok(None)` if more bytes are needed.
-    pub fn next_text(&mut self) -> Result<Option<String>, JsonRpcError> {
+    /// The next complete top-level JSON text, undecoded and borrowed from the buffer (checked
+    /// to be UTF-8; the caller decodes it, see [`lazy`]), `Ok(None)` if more bytes are needed.
+    pub fn next_text(&mut self) -> Result<Option<&str>, JsonRpcError> {
         match self.next_span()? {
             None => Ok(None),
             Some((a, b)) => std::str::from_utf8(&self.buf[a..b])
-                .map(|s| Some(s.to_string()))
+                .map(Some)
                 .map_err(|e| JsonRpcError::Parse(format!("invalid UTF-8: {e}"))),
         }
     }

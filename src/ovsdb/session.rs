@@ -1219,16 +1219,13 @@ async fn serve_connection(
                 framer.push(&buf[..n]);
                 let mut res = Ok(());
                 loop {
-                    let text = match framer.next_text() {
-                        Ok(Some(t)) => t,
+                    // Decoded from the read buffer: the members are the only copy.
+                    let msg = match framer.next_text() {
+                        Ok(Some(text)) => RawMessage::decode(text),
                         Ok(None) => break,
-                        Err(e) => {
-                            warn!(target: "jsonrpc", "{}: {}", remote, e);
-                            res = Err(End::Closed(e.to_string()));
-                            break;
-                        }
+                        Err(e) => Err(e),
                     };
-                    let msg = match RawMessage::decode(&text) {
+                    let msg = match msg {
                         Ok(m) => m,
                         Err(e) => {
                             warn!(target: "jsonrpc", "{}: {}", remote, e);
@@ -1236,7 +1233,6 @@ async fn serve_connection(
                             break;
                         }
                     };
-                    drop(text);
                     res = match msg {
                         RawMessage::Request { method, params, id } if method == "echo" => {
                             let params = params.iter().map(|p| to_value(p)).collect();

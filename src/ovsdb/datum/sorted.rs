@@ -433,7 +433,7 @@ mod tests {
     fn atom() -> impl Strategy<Value = Atom> {
         prop_oneof![
             (-3i64..4).prop_map(Atom::Integer),
-            "[ab]{0,2}".prop_map(Atom::String),
+            "[ab]{0,2}".prop_map(Atom::from),
             any::<bool>().prop_map(Atom::Boolean),
         ]
     }

@@ -527,7 +527,7 @@ fn atom(ty: AtomicType) -> BoxedStrategy<Atom> {
         .boxed(),
         AtomicType::Boolean => any::<bool>().prop_map(Atom::Boolean).boxed(),
         AtomicType::String => prop_oneof!["[abc]{0,2}", ".{0,8}"]
-            .prop_map(Atom::String)
+            .prop_map(Atom::from)
             .boxed(),
         AtomicType::Uuid => prop_oneof![0u128..4, any::<u128>()]
             .prop_map(|u| Atom::Uuid(Uuid(u)))
