@@ -981,7 +981,7 @@ impl Conn<'_> {
                     self.p.emit(Event::Error(format!("get_schema failed: {e}")));
                 }
             },
-            Pending::DataMonitor(_) => unreachable!("handled above"),
+            Pending::DataMonitor(_) => {} // handled above, undecoded
             Pending::Lock => {
                 if let Ok(v) = reply {
                     let locked = v.get("locked").and_then(Value::as_bool).unwrap_or(false);

@@ -108,8 +108,7 @@ fn non_empty(row: &Value, col: &str) -> bool {
 pub struct World {
     /// The measured `ovn-ic`s, one per AZ (empty until [`World::start_ics`]).
     pub ics: Vec<Daemon>,
-    /// Only held: the northds live as long as the world.
-    #[allow(dead_code)]
+    /// The northds live as long as the world.
     pub northds: Vec<Daemon>,
     pub azs: Vec<AzDbs>,
     pub ic: IcDbs,
@@ -339,6 +338,10 @@ impl World {
             }
         }
         Ok(self.ics.iter().map(Daemon::pid).collect())
+    }
+
+    pub fn northd_pids(&self) -> Vec<u32> {
+        self.northds.iter().map(Daemon::pid).collect()
     }
 
     pub fn nb_remotes(&self) -> Vec<String> {
