@@ -48,23 +48,28 @@ pub enum ReplicaError {
 /// which is decoded one row at a time so that a large update never exists as one JSON tree.
 pub trait TableUpdates {
     /// Calls `f(table, uuid, row-update)` for every row, tables and rows in name order; stops
-    /// at the first error.
+    /// at the first error (a row name that is not a UUID is one).
     fn each_row(
         &self,
-        f: &mut dyn FnMut(&str, &str, &Value) -> Result<(), ReplicaError>,
+        f: &mut dyn FnMut(&str, Uuid, &Value) -> Result<(), ReplicaError>,
     ) -> Result<(), ReplicaError>;
+}
+
+/// The UUID a row update is keyed by.
+fn row_uuid(s: &str) -> Result<Uuid, ReplicaError> {
+    s.parse().map_err(|_| ReplicaError::BadUuid(s.to_string()))
 }
 
 impl TableUpdates for Value {
     fn each_row(
         &self,
-        f: &mut dyn FnMut(&str, &str, &Value) -> Result<(), ReplicaError>,
+        f: &mut dyn FnMut(&str, Uuid, &Value) -> Result<(), ReplicaError>,
     ) -> Result<(), ReplicaError> {
         let tables = self.as_object().ok_or(ReplicaError::NotObject)?;
         for (tname, rows) in tables {
             let rows = rows.as_object().ok_or(ReplicaError::NotObject)?;
             for (uuid, ru) in rows {
-                f(tname, uuid, ru)?;
+                f(tname, row_uuid(uuid)?, ru)?;
             }
         }
         Ok(())
@@ -74,7 +79,7 @@ impl TableUpdates for Value {
 impl TableUpdates for RawValue {
     fn each_row(
         &self,
-        f: &mut dyn FnMut(&str, &str, &Value) -> Result<(), ReplicaError>,
+        f: &mut dyn FnMut(&str, Uuid, &Value) -> Result<(), ReplicaError>,
     ) -> Result<(), ReplicaError> {
         // The skeleton borrows each row's text; only one row is a `Value` at a time.
         let tables: BTreeMap<String, BTreeMap<String, &RawValue>> =
@@ -83,7 +88,7 @@ impl TableUpdates for RawValue {
             for (uuid, ru) in rows {
                 let ru: Value =
                     serde_json::from_str(ru.get()).map_err(|_| ReplicaError::NotObject)?;
-                f(tname, uuid, &ru)?;
+                f(tname, row_uuid(uuid)?, &ru)?;
             }
         }
         Ok(())
@@ -700,18 +705,15 @@ impl Replica {
         &mut self,
         updates: &U,
     ) -> Result<(), ReplicaError> {
-        updates.each_row(&mut |tname, uuid_s, ru| self.apply_row2(tname, uuid_s, ru))?;
+        updates.each_row(&mut |tname, uuid, ru| self.apply_row2(tname, uuid, ru))?;
         self.seqno += 1;
         Ok(())
     }
 
-    fn apply_row2(&mut self, tname: &str, uuid_s: &str, ru: &Value) -> Result<(), ReplicaError> {
+    fn apply_row2(&mut self, tname: &str, uuid: Uuid, ru: &Value) -> Result<(), ReplicaError> {
         let table = table_in(&mut self.tables, tname)?;
         let meta = table.meta.clone();
         self.rows_applied += 1;
-        let uuid: Uuid = uuid_s
-            .parse()
-            .map_err(|_| ReplicaError::BadUuid(uuid_s.to_string()))?;
         let bad = |msg: &str| ReplicaError::BadRowUpdate {
             table: tname.to_string(),
             uuid,
@@ -767,13 +769,10 @@ impl Replica {
         &mut self,
         updates: &U,
     ) -> Result<(), ReplicaError> {
-        updates.each_row(&mut |tname, uuid_s, ru| {
+        updates.each_row(&mut |tname, uuid, ru| {
             let table = table_in(&mut self.tables, tname)?;
             let meta = table.meta.clone();
             self.rows_applied += 1;
-            let uuid: Uuid = uuid_s
-                .parse()
-                .map_err(|_| ReplicaError::BadUuid(uuid_s.to_string()))?;
             // Edits are only checked on update2 `modify` diffs: here, not an echo.
             if let Some(Expect::Edited { verdict, .. }) =
                 self.expected.get_mut(tname).and_then(|m| m.get_mut(&uuid))
@@ -808,15 +807,12 @@ impl Replica {
         let mut fresh: BTreeMap<String, HashMap<Uuid, Row>> = BTreeMap::new();
         let tables = &self.tables;
         let rows_applied = &mut self.rows_applied;
-        updates.each_row(&mut |tname, uuid_s, ru| {
+        updates.each_row(&mut |tname, uuid, ru| {
             let meta = &tables
                 .get(tname)
                 .ok_or_else(|| ReplicaError::UnknownTable(tname.to_string()))?
                 .meta;
             *rows_applied += 1;
-            let uuid: Uuid = uuid_s
-                .parse()
-                .map_err(|_| ReplicaError::BadUuid(uuid_s.to_string()))?;
             let body = if v1 {
                 ru.get("new")
             } else {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{has_nul, parse_value, JsonRpcError, Message, NUL_IN_STRING};
+use super::{parse_value, JsonRpcError, Message, NUL_IN_STRING};
 
 /// A JSON-RPC 1.0 message with undecoded members.
 #[derive(Debug)]
@@ -77,9 +77,7 @@ impl RawMessage {
                 return Ok(m);
             }
         }
-        let v = parse_value(text.as_bytes())?;
-        debug_assert!(!has_nul(&v));
-        RawMessage::from_message(Message::from_json(v)?)
+        RawMessage::from_message(Message::from_json(parse_value(text.as_bytes())?)?)
     }
 
     /// The same message with its members as text (only for what the quick decode left over).
