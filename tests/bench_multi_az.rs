@@ -23,8 +23,10 @@
 //!
 //! Environment: `BENCH_AZS` (6), `BENCH_TS` (2), `BENCH_ROUTES` (500), `BENCH_CHANGES` (20),
 //! `BENCH_ONLY=ours|c`, `BENCH_CURVE="100,500,1000,2000"` (per-change figures at several R, one
-//! row per R), `BENCH_IDLE_SECS`, `BENCH_TIMEOUT` (seconds per wait, 900), `OVN_IC_BIN` (our
-//! binary, default the one cargo built for this test). Prints tables; asserts only that each
+//! row per R), `BENCH_IDLE_SECS`, `BENCH_TIMEOUT` (seconds per wait, 900), `BENCH_NORTHD=stop`
+//! (stop the `ovn-northd`s once the transit ports are bound: needed at 10 × 10 × 1000, whose
+//! northds and SB servers need ~17 GB together), `OVN_IC_BIN` (our binary, default the one
+//! cargo built for this test). Prints tables; asserts only that each
 //! run completes (every wait reached, no daemon died).
 //!
 //! The non-ignored tests at the end check the log parser and the helpers the figures rest on.
@@ -43,7 +45,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use measure::{
-    cpu_seconds, file_len, peak_rss_kb, percentile, read_window, transact_stats, TxnStats,
+    cpu_seconds, cpu_seconds_exact, file_len, peak_rss_kb, percentile, read_window, transact_stats,
+    TxnStats,
 };
 use watch::Watch;
 use world::{route_prefix, router, Size, World, NEXTHOP};
@@ -83,6 +86,8 @@ struct Config {
     curve: Option<Vec<usize>>,
     idle: Duration,
     timeout: Duration,
+    /// `BENCH_NORTHD=stop`: stop the northds once the topology is bound.
+    stop_northds: bool,
 }
 
 fn env_usize(name: &str, default: usize) -> Result<usize> {
@@ -123,6 +128,11 @@ impl Config {
             curve,
             idle: Duration::from_secs(env_usize("BENCH_IDLE_SECS", 10)? as u64),
             timeout: Duration::from_secs(env_usize("BENCH_TIMEOUT", 900)? as u64),
+            stop_northds: match std::env::var("BENCH_NORTHD").ok().as_deref().map(str::trim) {
+                None | Some("" | "run") => false,
+                Some("stop") => true,
+                Some(other) => bail!("BENCH_NORTHD must be run or stop, not {other:?}"),
+            },
         };
         for r in cfg.curve.clone().unwrap_or_else(|| vec![size.routes]) {
             Size { routes: r, ..size }.check(changes)?;
@@ -217,6 +227,13 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
         bin.display()
     );
     let mut world = World::build(&bin, size)?;
+    if cfg.stop_northds {
+        eprintln!(
+            "bench: {}: stopping the ovn-northds (BENCH_NORTHD=stop)",
+            side.label()
+        );
+        world.stop_northds();
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -258,7 +275,7 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
     // Changes in AZ1: add route j, remove it, add route j+1, ...
     eprintln!("bench: {}: {} changes", side.label(), cfg.changes);
     let rec0 = engine_recomputes(side, &world);
-    let cpu0 = cpu_seconds(&pids)?;
+    let cpu0 = cpu_seconds_exact(&pids)?;
     let lr = router(0);
     for c in 0..cfg.changes {
         let prefix = route_prefix(0, size.routes + c / 2);
@@ -281,7 +298,7 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
         rt.block_on(watch.finish_commit(0, wait))?;
         rt.block_on(settle(&mut watch, &pids))?;
     }
-    let cpu1 = cpu_seconds(&pids)?;
+    let cpu1 = cpu_seconds_exact(&pids)?;
     f.recomputes = rec0
         .zip(engine_recomputes(side, &world))
         .map(|(a, b)| b - a);
@@ -296,9 +313,9 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
 
     if !cfg.idle.is_zero() {
         let pids = world.ic_pids()?;
-        let a = cpu_seconds(&pids)?;
+        let a = cpu_seconds_exact(&pids)?;
         rt.block_on(watch.pump_for(cfg.idle));
-        let b = cpu_seconds(&pids)?;
+        let b = cpu_seconds_exact(&pids)?;
         f.idle_cpu_per_s = Some((b - a) / cfg.idle.as_secs_f64());
     }
     let pids = world.ic_pids()?;
@@ -610,6 +627,15 @@ fn proc_stat_cpu_is_utime_plus_stime_after_the_command_name() {
     // Our own process has a stat file with numbers in those fields.
     let me = std::process::id();
     assert!(measure::cpu_ticks(me).is_ok());
+    assert_eq!(
+        measure::parse_schedstat("346407558 15573787 28\n"),
+        Some(346_407_558)
+    );
+    assert_eq!(measure::parse_schedstat(""), None);
+    // Where the kernel has schedstat, this test process has run for more than nothing.
+    if let Some(ns) = measure::cpu_ns(me) {
+        assert!(ns > 0);
+    }
     assert!(peak_rss_kb(me).unwrap() > 0);
 }
 

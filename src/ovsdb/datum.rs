@@ -14,11 +14,13 @@ use serde_json::Value;
 use super::schema::{BaseType, ColumnType};
 use super::uuid::Uuid;
 
+mod atom_set;
 mod edit;
 mod sorted;
+pub use atom_set::AtomSet;
 pub use edit::SetEdit;
 use sorted::{merge, Merged};
-pub use sorted::{AtomMap, AtomSet, MapIter};
+pub use sorted::{AtomMap, MapIter};
 
 /// The five atomic types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

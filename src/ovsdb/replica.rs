@@ -1073,6 +1073,32 @@ mod tests {
         assert_eq!(expect(&mut r, &["t001"], &["nope"]), 0);
     }
 
+    /// A `modify` toggling one element of a large set column (one more learned route on a
+    /// router with thousands) keeps the old row for the change handlers and stores a new one
+    /// that shares every chunk of the set but the edited one: the copy does not grow with the
+    /// set.
+    #[test]
+    fn modify_of_a_large_set_copies_one_chunk() {
+        let mut r = replica();
+        let tags: Vec<String> = (0..20_000).map(|i| format!("t{i:05}")).collect();
+        r.apply_update2(&json!({"A": {U2: {"insert": {"name": "b", "tags": ["set", tags]}}}}))
+            .unwrap();
+        r.clear_changes();
+        r.apply_update2(&json!({"A": {U2: {"modify": {"tags": "t10000x"}}}}))
+            .unwrap();
+        let changes = r.changes("A");
+        let [c] = changes.as_slice() else {
+            panic!("one change, got {changes:?}")
+        };
+        let (old, new) = (c.old.unwrap().get("tags"), c.new.unwrap().get("tags"));
+        let (old, new) = (old.as_set().unwrap(), new.as_set().unwrap());
+        assert_eq!((old.len(), new.len()), (20_000, 20_001));
+        assert!(new.contains(&crate::ovsdb::Atom::from("t10000x")));
+        assert_eq!(new.shared_chunks(old), old.chunks() - 1);
+        assert!(c.column_changed("tags") && !c.column_changed("name"));
+        assert_eq!(new.difference(old).count(), 1);
+    }
+
     #[test]
     fn echoes_of_own_writes_are_absorbed_and_foreign_edits_are_not() {
         let mut r = replica();

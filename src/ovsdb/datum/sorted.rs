@@ -2,10 +2,11 @@
 //!
 //! Almost every column value is a scalar (one atom) or a small map. A `BTreeSet`/`BTreeMap` with
 //! one element allocates a whole B-tree leaf (11 slots), so a replica of 10^4 rows held several
-//! times the memory the C daemon needs. [`AtomSet`] and [`AtomMap`] are sorted, deduplicated
-//! boxed slices instead: one heap block of exactly the element count (no spare capacity, and 16
-//! bytes inline, so a [`super::Datum`] is 24 bytes), binary search for lookups. In-place
-//! insertion/removal reallocates; bulk changes (decoding, diffs, `Extend`) build a new slice.
+//! times the memory the C daemon needs. [`AtomMap`] is a sorted, deduplicated boxed slice
+//! instead: one heap block of exactly the element count (no spare capacity, and 16 bytes inline,
+//! so a [`super::Datum`] is 24 bytes), binary search for lookups. In-place insertion/removal
+//! reallocates; bulk changes (decoding, diffs, `Extend`) build a new slice. A small
+//! [`super::AtomSet`] is the same; a large one is chunked (see [`super::atom_set`]).
 //!
 //! Equality, ordering and hashing are those of the B-tree types they replace: lexicographic over
 //! the elements in sorted order (for maps over `(key, value)` pairs), hash = length prefix then
@@ -14,176 +15,8 @@
 use std::fmt;
 
 use super::Atom;
-
-/// A set of atoms: a vector sorted by [`Atom`]'s `Ord`, without duplicates.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AtomSet(Box<[Atom]>);
-
-impl AtomSet {
-    /// The empty set (no allocation).
-    pub fn new() -> AtomSet {
-        AtomSet::default()
-    }
-
-    /// Wrap a vector already sorted and deduplicated (checked in debug builds), dropping spare
-    /// capacity.
-    pub(crate) fn from_sorted_vec(v: Vec<Atom>) -> AtomSet {
-        debug_assert!(v.windows(2).all(|w| w[0] < w[1]));
-        AtomSet(v.into_boxed_slice())
-    }
-
-    /// Run `f` on the elements as a vector, then store them back without spare capacity.
-    fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<Atom>) -> R) -> R {
-        let mut v = std::mem::take(&mut self.0).into_vec();
-        let r = f(&mut v);
-        self.0 = v.into_boxed_slice();
-        r
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    /// The elements in ascending order.
-    pub fn iter(&self) -> std::slice::Iter<'_, Atom> {
-        self.0.iter()
-    }
-    pub fn as_slice(&self) -> &[Atom] {
-        &self.0
-    }
-    pub fn first(&self) -> Option<&Atom> {
-        self.0.first()
-    }
-    pub fn last(&self) -> Option<&Atom> {
-        self.0.last()
-    }
-    pub fn contains(&self, a: &Atom) -> bool {
-        self.0.binary_search(a).is_ok()
-    }
-    pub fn get(&self, a: &Atom) -> Option<&Atom> {
-        self.0.binary_search(a).ok().map(|i| &self.0[i])
-    }
-    /// Insert `a`; false if it was already present (the set is then unchanged).
-    pub fn insert(&mut self, a: Atom) -> bool {
-        match self.0.binary_search(&a) {
-            Ok(_) => false,
-            Err(i) => {
-                self.edit(|v| v.insert(i, a));
-                true
-            }
-        }
-    }
-    /// Remove `a`; false if it was absent.
-    pub fn remove(&mut self, a: &Atom) -> bool {
-        match self.0.binary_search(a) {
-            Ok(i) => {
-                self.edit(|v| v.remove(i));
-                true
-            }
-            Err(_) => false,
-        }
-    }
-    pub fn clear(&mut self) {
-        self.0 = Box::default();
-    }
-    /// Elements of `self` not in `other`, ascending (a linear merge).
-    pub fn difference<'a>(&'a self, other: &'a AtomSet) -> impl Iterator<Item = &'a Atom> + 'a {
-        merge(&self.0, &other.0, |a, b| a.cmp(b)).filter_map(|m| match m {
-            Merged::Left(a) => Some(a),
-            _ => None,
-        })
-    }
-    /// Elements in exactly one of `self` and `other`, ascending.
-    pub fn symmetric_difference<'a>(
-        &'a self,
-        other: &'a AtomSet,
-    ) -> impl Iterator<Item = &'a Atom> + 'a {
-        merge(&self.0, &other.0, |a, b| a.cmp(b)).filter_map(|m| match m {
-            Merged::Left(a) | Merged::Right(a) => Some(a),
-            Merged::Both(..) => None,
-        })
-    }
-    /// Elements in both sets, ascending.
-    pub fn intersection<'a>(&'a self, other: &'a AtomSet) -> impl Iterator<Item = &'a Atom> + 'a {
-        merge(&self.0, &other.0, |a, b| a.cmp(b)).filter_map(|m| match m {
-            Merged::Both(a, _) => Some(a),
-            _ => None,
-        })
-    }
-    /// Elements in either set, ascending.
-    pub fn union<'a>(&'a self, other: &'a AtomSet) -> impl Iterator<Item = &'a Atom> + 'a {
-        merge(&self.0, &other.0, |a, b| a.cmp(b)).map(|m| match m {
-            Merged::Left(a) | Merged::Right(a) | Merged::Both(a, _) => a,
-        })
-    }
-}
-
-impl fmt::Debug for AtomSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.0.iter()).finish()
-    }
-}
-
-impl FromIterator<Atom> for AtomSet {
-    fn from_iter<I: IntoIterator<Item = Atom>>(iter: I) -> AtomSet {
-        let mut v: Vec<Atom> = iter.into_iter().collect();
-        // Atoms that compare equal are identical, so which duplicate survives does not matter.
-        // The stable sort is adaptive: a sorted set with a few atoms appended (an edit of a
-        // large set) sorts in linear time, where the unstable one would not.
-        v.sort();
-        v.dedup();
-        AtomSet::from_sorted_vec(v)
-    }
-}
-
-impl Extend<Atom> for AtomSet {
-    fn extend<I: IntoIterator<Item = Atom>>(&mut self, iter: I) {
-        self.edit(|v| {
-            let before = v.len();
-            v.extend(iter);
-            if v.len() != before {
-                v.sort();
-                v.dedup();
-            }
-        });
-    }
-}
-
-impl<'a> Extend<&'a Atom> for AtomSet {
-    fn extend<I: IntoIterator<Item = &'a Atom>>(&mut self, iter: I) {
-        self.extend(iter.into_iter().cloned());
-    }
-}
-
-impl<const N: usize> From<[Atom; N]> for AtomSet {
-    fn from(a: [Atom; N]) -> AtomSet {
-        a.into_iter().collect()
-    }
-}
-
-impl From<std::collections::BTreeSet<Atom>> for AtomSet {
-    fn from(s: std::collections::BTreeSet<Atom>) -> AtomSet {
-        AtomSet::from_sorted_vec(s.into_iter().collect())
-    }
-}
-
-impl IntoIterator for AtomSet {
-    type Item = Atom;
-    type IntoIter = std::vec::IntoIter<Atom>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_vec().into_iter()
-    }
-}
-
-impl<'a> IntoIterator for &'a AtomSet {
-    type Item = &'a Atom;
-    type IntoIter = std::slice::Iter<'a, Atom>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
-    }
-}
+#[cfg(test)]
+use super::AtomSet;
 
 /// A map from atoms to atoms: `(key, value)` pairs sorted by key, keys unique.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -427,7 +260,7 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
     use std::collections::hash_map::DefaultHasher;
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
     use std::hash::{Hash, Hasher};
 
     fn atom() -> impl Strategy<Value = Atom> {
@@ -445,37 +278,6 @@ mod tests {
     }
 
     proptest! {
-        /// Same elements, order, equality, ordering, hash and Debug as a BTreeSet.
-        #[test]
-        fn set_behaves_like_btreeset(a in proptest::collection::vec(atom(), 0..8),
-                                     b in proptest::collection::vec(atom(), 0..8),
-                                     probe in atom()) {
-            let (ba, bb): (BTreeSet<Atom>, BTreeSet<Atom>) =
-                (a.iter().cloned().collect(), b.iter().cloned().collect());
-            let (sa, sb): (AtomSet, AtomSet) = (a.into_iter().collect(), b.into_iter().collect());
-            prop_assert!(sa.iter().eq(ba.iter()));
-            prop_assert_eq!(sa.len(), ba.len());
-            prop_assert_eq!(sa == sb, ba == bb);
-            prop_assert_eq!(sa.cmp(&sb), ba.cmp(&bb));
-            prop_assert_eq!(hash_of(&sa), hash_of(&ba));
-            prop_assert_eq!(format!("{sa:?}"), format!("{ba:?}"));
-            prop_assert_eq!(sa.contains(&probe), ba.contains(&probe));
-            prop_assert!(sa.difference(&sb).eq(ba.difference(&bb)));
-            prop_assert!(sa.symmetric_difference(&sb).eq(ba.symmetric_difference(&bb)));
-            prop_assert!(sa.intersection(&sb).eq(ba.intersection(&bb)));
-            prop_assert!(sa.union(&sb).eq(ba.union(&bb)));
-            let (mut sa2, mut ba2) = (sa.clone(), ba.clone());
-            prop_assert_eq!(sa2.insert(probe.clone()), ba2.insert(probe.clone()));
-            prop_assert!(sa2.iter().eq(ba2.iter()));
-            let (mut sa3, mut ba3) = (sa.clone(), ba.clone());
-            prop_assert_eq!(sa3.remove(&probe), ba3.remove(&probe));
-            prop_assert!(sa3.iter().eq(ba3.iter()));
-            let (mut sa4, mut ba4) = (sa, ba);
-            sa4.extend(sb.iter().cloned());
-            ba4.extend(bb.iter().cloned());
-            prop_assert!(sa4.iter().eq(ba4.iter()));
-        }
-
         /// Same pairs (last value wins for a repeated key), order, equality, ordering, hash and
         /// Debug as a BTreeMap.
         #[test]
