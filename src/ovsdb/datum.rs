@@ -501,9 +501,9 @@ impl Datum {
         // Both sides are sorted: build the result in one linear merge, check its size, and only
         // then replace `self` (so an error leaves it unchanged).
         match (self, diff) {
-            // A few toggles of a large set (one learned route more on a router with
-            // thousands): in place, a binary search and a move of the tail each.
-            (Datum::Set(s), Datum::Set(d)) if d.len() <= 8 && s.len() > 64 => {
+            // A few toggles of a large set (learned routes on a router with thousands): in
+            // place, a binary search and a chunk copy each.
+            (Datum::Set(s), Datum::Set(d)) if s.few_edits(d.len()) => {
                 let added = d.iter().filter(|a| !s.contains(a)).count();
                 check(s.len() + added - (d.len() - added))?;
                 for a in d.iter() {

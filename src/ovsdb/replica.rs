@@ -1097,6 +1097,27 @@ mod tests {
         assert_eq!(new.shared_chunks(old), old.chunks() - 1);
         assert!(c.column_changed("tags") && !c.column_changed("name"));
         assert_eq!(new.difference(old).count(), 1);
+
+        // Ten toggles at once (a route learned through ten transit switches): still in place,
+        // at most one chunk copied per toggle, and the result is the symmetric difference.
+        r.clear_changes();
+        let toggles: Vec<String> = (0..10)
+            .map(|i| format!("t{:05}", i * 1999))
+            .chain((0..10).map(|i| format!("t{:05}y", i * 1999)))
+            .collect();
+        r.apply_update2(&json!({"A": {U2: {"modify": {"tags": ["set", toggles]}}}}))
+            .unwrap();
+        let changes = r.changes("A");
+        let (old, new) = (changes[0].old.unwrap(), changes[0].new.unwrap());
+        let (old, new) = (
+            old.get("tags").as_set().unwrap(),
+            new.get("tags").as_set().unwrap(),
+        );
+        assert_eq!(new.len(), old.len());
+        assert!(new.shared_chunks(old) >= old.chunks() - 10);
+        assert_eq!(new.symmetric_difference(old).count(), 20);
+        assert!(!new.contains(&crate::ovsdb::Atom::from("t01999")));
+        assert!(new.contains(&crate::ovsdb::Atom::from("t01999y")));
     }
 
     #[test]

@@ -231,6 +231,15 @@ impl AtomSet {
     pub fn clear(&mut self) {
         *self = AtomSet::default();
     }
+    /// True when toggling `k` elements one by one ([`AtomSet::insert`]/[`AtomSet::remove`],
+    /// a binary search and a chunk or small-set copy each) is cheaper than rebuilding the set
+    /// in one merge: a few elements of a set that is not tiny, or fewer elements than the set
+    /// has chunks. The echo of ten learned routes on a router with 100 000 must not copy the
+    /// 100 000.
+    pub fn few_edits(&self, k: usize) -> bool {
+        let n = self.len();
+        (k <= 8 && n > 64) || k.saturating_mul(CHUNK) <= n
+    }
     /// Elements of `self` not in `other`, ascending: a linear merge that skips the chunks both
     /// share.
     pub fn difference<'a>(&'a self, other: &'a AtomSet) -> impl Iterator<Item = &'a Atom> + 'a {

@@ -54,10 +54,11 @@ impl SetEdit {
         }
     }
 
-    /// Apply to `s`. A few elements are inserted/removed in place (a binary search and a move
-    /// of the tail each); many are merged in one pass.
+    /// Apply to `s`. A few elements are inserted/removed in place (a binary search and a
+    /// chunk copy each, see [`AtomSet::few_edits`]); many are merged in one pass.
     pub fn apply_to(&self, s: &mut AtomSet) {
-        if self.insert.len() + self.delete.len() <= 8 {
+        let k = self.insert.len() + self.delete.len();
+        if k <= 8 || s.few_edits(k) {
             for a in &self.delete {
                 s.remove(a);
             }
