@@ -122,18 +122,8 @@ impl AtomSet {
     /// The elements in ascending order.
     pub fn iter(&self) -> Iter<'_> {
         match &self.0 {
-            Repr::Flat(s) => Iter {
-                front: s.iter(),
-                parts: [].iter(),
-                back: [].iter(),
-                len: s.len(),
-            },
-            Repr::Chunked(c) => Iter {
-                front: [].iter(),
-                parts: c.parts.iter(),
-                back: [].iter(),
-                len: c.len,
-            },
+            Repr::Flat(s) => Iter::new(s, &[], s.len()),
+            Repr::Chunked(c) => Iter::new(&[], &c.parts, c.len),
         }
     }
     pub fn first(&self) -> Option<&Atom> {
@@ -397,32 +387,38 @@ impl<'a> IntoIterator for &'a AtomSet {
     }
 }
 
-/// Iterator over a set's elements in ascending order (like `btree_set::Iter`).
+/// The elements of one chunk.
+fn chunk_atoms(p: &Arc<[Atom]>) -> &[Atom] {
+    p
+}
+
+type Chunked<'a> = std::iter::FlatMap<std::slice::Iter<'a, Arc<[Atom]>>, &'a [Atom], ChunkAtoms>;
+type ChunkAtoms = for<'b> fn(&'b Arc<[Atom]>) -> &'b [Atom];
+
+/// Iterator over a set's elements in ascending order (like `btree_set::Iter`): a flat set's
+/// slice, then (for a chunked set) each chunk's, with the count left for `len`.
 #[derive(Clone, Debug)]
 pub struct Iter<'a> {
-    front: std::slice::Iter<'a, Atom>,
-    parts: std::slice::Iter<'a, Arc<[Atom]>>,
-    back: std::slice::Iter<'a, Atom>,
+    inner: std::iter::Chain<std::slice::Iter<'a, Atom>, Chunked<'a>>,
     len: usize,
+}
+
+impl<'a> Iter<'a> {
+    fn new(flat: &'a [Atom], parts: &'a [Arc<[Atom]>], len: usize) -> Iter<'a> {
+        let chunks = parts.iter().flat_map(chunk_atoms as ChunkAtoms);
+        Iter {
+            inner: flat.iter().chain(chunks),
+            len,
+        }
+    }
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = &'a Atom;
     fn next(&mut self) -> Option<&'a Atom> {
-        loop {
-            if let Some(a) = self.front.next() {
-                self.len -= 1;
-                return Some(a);
-            }
-            match self.parts.next() {
-                Some(p) => self.front = p.iter(),
-                None => {
-                    let a = self.back.next()?;
-                    self.len -= 1;
-                    return Some(a);
-                }
-            }
-        }
+        let a = self.inner.next()?;
+        self.len -= 1;
+        Some(a)
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.len, Some(self.len))
@@ -431,20 +427,9 @@ impl<'a> Iterator for Iter<'a> {
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(a) = self.back.next_back() {
-                self.len -= 1;
-                return Some(a);
-            }
-            match self.parts.next_back() {
-                Some(p) => self.back = p.iter(),
-                None => {
-                    let a = self.front.next_back()?;
-                    self.len -= 1;
-                    return Some(a);
-                }
-            }
-        }
+        let a = self.inner.next_back()?;
+        self.len -= 1;
+        Some(a)
     }
 }
 
@@ -571,9 +556,9 @@ impl<'a> Iterator for SetMerge<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ovsdb::datum::sorted::tests::{atom, hash_of};
     use proptest::prelude::*;
     use std::cell::Cell;
-    use std::collections::hash_map::DefaultHasher;
     use std::collections::BTreeSet;
 
     thread_local! {
@@ -585,20 +570,6 @@ mod tests {
         STEPS.with(|s| s.set(0));
         let r = f();
         (r, STEPS.with(Cell::get))
-    }
-
-    fn atom() -> impl Strategy<Value = Atom> {
-        prop_oneof![
-            (-3i64..4).prop_map(Atom::Integer),
-            "[ab]{0,2}".prop_map(Atom::from),
-            any::<bool>().prop_map(Atom::Boolean),
-        ]
-    }
-
-    fn hash_of<T: Hash>(t: &T) -> u64 {
-        let mut h = DefaultHasher::new();
-        t.hash(&mut h);
-        h.finish()
     }
 
     fn ints(r: impl IntoIterator<Item = i64>) -> AtomSet {

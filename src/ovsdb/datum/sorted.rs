@@ -253,7 +253,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::ovsdb::datum::Datum;
     use crate::ovsdb::schema::ColumnType;
@@ -263,7 +263,8 @@ mod tests {
     use std::collections::BTreeMap;
     use std::hash::{Hash, Hasher};
 
-    fn atom() -> impl Strategy<Value = Atom> {
+    /// A small atom of any of three types (shared with `atom_set`'s tests).
+    pub(in crate::ovsdb::datum) fn atom() -> impl Strategy<Value = Atom> {
         prop_oneof![
             (-3i64..4).prop_map(Atom::Integer),
             "[ab]{0,2}".prop_map(Atom::from),
@@ -271,7 +272,7 @@ mod tests {
         ]
     }
 
-    fn hash_of<T: Hash>(t: &T) -> u64 {
+    pub(in crate::ovsdb::datum) fn hash_of<T: Hash>(t: &T) -> u64 {
         let mut h = DefaultHasher::new();
         t.hash(&mut h);
         h.finish()
