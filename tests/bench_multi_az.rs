@@ -29,6 +29,13 @@
 //! cargo built for this test). Prints tables; asserts only that each
 //! run completes (every wait reached, no daemon died).
 //!
+//! `BENCH_WARM=ours` (for sizes at which the C daemon's own cold start does not finish, like
+//! 10 × 10 × 1000 on two cores): the C run converges the topology with our daemons first, stops
+//! them and starts the C daemons on that state (a drop-in replacement leaves the databases as
+//! the C daemon would). Its "cold convergence" is then not measured; instead the table shows
+//! how long the C daemons took to go quiet on the converged state ("warm start") and what they
+//! wrote to IC-SB meanwhile (nothing, if the states agree). The changes are measured as usual.
+//!
 //! The non-ignored tests at the end check the log parser and the helpers the figures rest on.
 
 mod common;
@@ -88,6 +95,8 @@ struct Config {
     timeout: Duration,
     /// `BENCH_NORTHD=stop`: stop the northds once the topology is bound.
     stop_northds: bool,
+    /// `BENCH_WARM=ours`: the C daemons start on the state our daemons converged to.
+    warm_c: bool,
 }
 
 fn env_usize(name: &str, default: usize) -> Result<usize> {
@@ -133,6 +142,11 @@ impl Config {
                 Some("stop") => true,
                 Some(other) => bail!("BENCH_NORTHD must be run or stop, not {other:?}"),
             },
+            warm_c: match std::env::var("BENCH_WARM").ok().as_deref().map(str::trim) {
+                None | Some("" | "no") => false,
+                Some("ours") => true,
+                Some(other) => bail!("BENCH_WARM must be ours or no, not {other:?}"),
+            },
         };
         for r in cfg.curve.clone().unwrap_or_else(|| vec![size.routes]) {
             Size { routes: r, ..size }.check(changes)?;
@@ -167,7 +181,12 @@ fn parse_curve(v: &str) -> Result<Vec<usize>> {
 /// The figures of one run.
 #[derive(Debug, Clone, Default)]
 struct Figures {
-    cold: Duration,
+    /// None when the run started warm (`BENCH_WARM=ours`).
+    cold: Option<Duration>,
+    /// `BENCH_WARM=ours`: from starting the C daemons on the converged state until they use no
+    /// CPU.
+    warm: Option<Duration>,
+    /// IC-SB writes of the cold start, or of the warm start.
     cold_isb: TxnStats,
     latencies: Vec<Duration>,
     cpu_per_change: f64,
@@ -182,6 +201,9 @@ struct Figures {
 }
 
 impl Figures {
+    fn secs(d: Option<Duration>) -> f64 {
+        d.map_or(f64::NAN, |d| d.as_secs_f64())
+    }
     fn p(&self, q: f64) -> f64 {
         percentile(&self.latencies, q).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
     }
@@ -198,10 +220,15 @@ async fn settle(watch: &mut Watch, pids: &[u32]) -> Result<()> {
 
 /// [`settle`] for `pids` with at most `cap` of waiting.
 async fn settle_within(watch: &mut Watch, pids: &[u32], cap: Duration) -> Result<()> {
+    settle_quiet(watch, pids, cap, 3).await
+}
+
+/// Waits until `pids` use no CPU tick for `samples` × 100 ms, at most `cap`.
+async fn settle_quiet(watch: &mut Watch, pids: &[u32], cap: Duration, samples: u32) -> Result<()> {
     let end = Instant::now() + cap;
     let mut last = cpu_seconds(pids)?;
     let mut quiet = 0;
-    while quiet < 3 && Instant::now() < end {
+    while quiet < samples && Instant::now() < end {
         watch.pump_for(Duration::from_millis(100)).await;
         let now = cpu_seconds(pids)?;
         if now == last {
@@ -248,21 +275,49 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
     }
     world.enable_routes()?;
 
-    // Cold start.
+    // Cold start (or warm: ours converge, then C starts on their state).
     let log = world.isb_log().to_path_buf();
-    let off0 = file_len(&log);
-    eprintln!("bench: {}: cold start", side.label());
+    let warm = side == Side::C && cfg.warm_c;
+    let mut off0 = file_len(&log);
+    let what = if warm {
+        "cold start by ours"
+    } else {
+        "cold start"
+    };
+    eprintln!("bench: {}: {what}", side.label());
     let t0 = Instant::now();
-    world.start_ics()?;
+    if warm {
+        world.start_ics_with(&Side::Ours.bin())?;
+    } else {
+        world.start_ics()?;
+    }
     let want = size.learned_per_az();
     let done = rt.block_on(watch.until("cold convergence", wait, |w| {
         (0..size.azs).all(|az| w.learned(az) == want)
     }))?;
     let mut f = Figures {
-        cold: done - t0,
+        cold: (!warm).then(|| done - t0),
         changes: cfg.changes,
         ..Figures::default()
     };
+    if warm {
+        let pids = world.ic_pids()?;
+        rt.block_on(settle(&mut watch, &pids))?;
+        world.stop_ics();
+        eprintln!("bench: {}: warm start on the converged state", side.label());
+        off0 = file_len(&log);
+        let t1 = Instant::now();
+        world.start_ics()?;
+        let pids = world.ic_pids()?;
+        // A first full pass of the C daemon at this size takes minutes: wait up to the timeout
+        // for them to go quiet, 3 s without a CPU tick (longer than `settle`'s 300 ms, which a
+        // daemon still connecting could pass).
+        rt.block_on(settle_quiet(&mut watch, &pids, cfg.timeout, 30))?;
+        f.warm = Some(t1.elapsed());
+        if (0..size.azs).any(|az| watch.learned(az) != want) {
+            bail!("the C daemons changed the learned routes of the converged state");
+        }
+    }
     let pids = world.ic_pids()?;
     rt.block_on(settle(&mut watch, &pids))?;
     // The northds digest the cold start's routes for a while (tens of seconds at R = 2000):
@@ -376,14 +431,19 @@ fn print_table(cfg: &Config, results: &[(Side, Figures)]) {
     println!("{head}");
     type Get = fn(&Figures) -> f64;
     let rows: Vec<(&str, Get, usize)> = vec![
-        ("cold convergence, s", |f| f.cold.as_secs_f64(), 2),
+        ("cold convergence, s", |f| Figures::secs(f.cold), 2),
         (
-            "  IC-SB transactions during it",
+            "warm start on the converged state, s",
+            |f| Figures::secs(f.warm),
+            2,
+        ),
+        (
+            "  IC-SB transactions during it (or the warm)",
             |f| f.cold_isb.txns as f64,
             0,
         ),
         (
-            "  IC-SB kB written during it",
+            "  IC-SB kB written during it (or the warm)",
             |f| f.cold_isb.bytes as f64 / 1024.0,
             1,
         ),
@@ -481,7 +541,7 @@ fn print_curve_row(r: usize, results: &[(Side, Figures)], header: bool) {
     for (_, f) in results {
         line.push_str(&format!(
             " {:>12.2} {:>12.1} {:>12.1} {:>12.1} {:>12.2} {:>12.0} {:>12}",
-            f.cold.as_secs_f64(),
+            Figures::secs(f.cold.or(f.warm)),
             f.p(50.0),
             f.p(99.0),
             f.cpu_per_change * 1000.0,

@@ -155,17 +155,18 @@ impl World {
         };
         world.ics = world.spawn_ics()?;
         world.setup_topology()?;
-        for d in &mut world.ics {
-            d.terminate(Duration::from_secs(10));
-        }
-        world.ics.clear();
+        world.stop_ics();
         Ok(world)
     }
 
     fn spawn_ics(&self) -> Result<Vec<Daemon>> {
+        self.spawn_ics_with(&self.bin)
+    }
+
+    fn spawn_ics_with(&self, bin: &Path) -> Result<Vec<Daemon>> {
         self.azs
             .iter()
-            .map(|az| Daemon::ovn_ic(&self.bin, az, &self.ic, &[]))
+            .map(|az| Daemon::ovn_ic(bin, az, &self.ic, &[]))
             .collect()
     }
 
@@ -324,6 +325,21 @@ impl World {
     pub fn start_ics(&mut self) -> Result<()> {
         self.ics = self.spawn_ics()?;
         Ok(())
+    }
+
+    /// Starts `bin` as `ovn-ic` in every AZ instead of the measured one (`BENCH_WARM=ours`:
+    /// our daemons converge the topology for the C daemons).
+    pub fn start_ics_with(&mut self, bin: &Path) -> Result<()> {
+        self.ics = self.spawn_ics_with(bin)?;
+        Ok(())
+    }
+
+    /// Stops the running `ovn-ic`s (SIGTERM, then SIGKILL after 10 s).
+    pub fn stop_ics(&mut self) {
+        for d in &mut self.ics {
+            d.terminate(Duration::from_secs(10));
+        }
+        self.ics.clear();
     }
 
     /// Pids of the measured `ovn-ic`s; fails if one of them has exited.
