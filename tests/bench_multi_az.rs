@@ -308,10 +308,11 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
         off0 = file_len(&log);
         let t1 = Instant::now();
         world.start_ics()?;
-        let pids = world.ic_pids()?;
         // A first full pass of the C daemon at this size takes minutes: wait up to the timeout
-        // for them to go quiet, 3 s without a CPU tick (longer than `settle`'s 300 ms, which a
-        // daemon still connecting could pass).
+        // for the daemons and the servers to go quiet together, 3 s without a CPU tick (the
+        // daemons alone are quiet while the servers build their initial monitor replies).
+        let mut pids = world.ic_pids()?;
+        pids.extend(world.server_pids());
         rt.block_on(settle_quiet(&mut watch, &pids, cfg.timeout, 30))?;
         f.warm = Some(t1.elapsed());
         if (0..size.azs).any(|az| watch.learned(az) != want) {

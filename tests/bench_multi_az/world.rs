@@ -367,6 +367,16 @@ impl World {
         self.northds.clear();
     }
 
+    /// Pids of every `ovsdb-server` (the AZs' NB and SB, IC-NB, IC-SB).
+    pub fn server_pids(&self) -> Vec<u32> {
+        self.azs
+            .iter()
+            .flat_map(|a| [&a.nb, &a.sb])
+            .chain([&self.ic.ic_nb, &self.ic.ic_sb])
+            .filter_map(|s| s.pid())
+            .collect()
+    }
+
     pub fn northd_pids(&self) -> Vec<u32> {
         self.northds.iter().map(Daemon::pid).collect()
     }
