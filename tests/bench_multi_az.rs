@@ -186,6 +186,10 @@ struct Figures {
     /// `BENCH_WARM=ours`: from starting the C daemons on the converged state until they use no
     /// CPU.
     warm: Option<Duration>,
+    /// `BENCH_WARM=ours`, when the C daemons were still busy with their first pass on the
+    /// converged state at `BENCH_TIMEOUT`: how long they had run and the CPU seconds each had
+    /// used (fewest, most). No change is measured then.
+    warm_unfinished: Option<(Duration, f64, f64)>,
     /// IC-SB writes of the cold start, or of the warm start.
     cold_isb: TxnStats,
     latencies: Vec<Duration>,
@@ -220,11 +224,17 @@ async fn settle(watch: &mut Watch, pids: &[u32]) -> Result<()> {
 
 /// [`settle`] for `pids` with at most `cap` of waiting.
 async fn settle_within(watch: &mut Watch, pids: &[u32], cap: Duration) -> Result<()> {
-    settle_quiet(watch, pids, cap, 3).await
+    settle_quiet(watch, pids, cap, 3).await.map(drop)
 }
 
-/// Waits until `pids` use no CPU tick for `samples` × 100 ms, at most `cap`.
-async fn settle_quiet(watch: &mut Watch, pids: &[u32], cap: Duration, samples: u32) -> Result<()> {
+/// Waits until `pids` use no CPU tick for `samples` × 100 ms, at most `cap`; whether they
+/// went quiet.
+async fn settle_quiet(
+    watch: &mut Watch,
+    pids: &[u32],
+    cap: Duration,
+    samples: u32,
+) -> Result<bool> {
     let end = Instant::now() + cap;
     let mut last = cpu_seconds(pids)?;
     let mut quiet = 0;
@@ -238,7 +248,7 @@ async fn settle_quiet(watch: &mut Watch, pids: &[u32], cap: Duration, samples: u
             last = now;
         }
     }
-    Ok(())
+    Ok(quiet >= samples)
 }
 
 /// Builds the topology for `size`, runs `side`'s daemons and measures. Everything started is
@@ -311,9 +321,27 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
         // A first full pass of the C daemon at this size takes minutes: wait up to the timeout
         // for the daemons and the servers to go quiet together, 3 s without a CPU tick (the
         // daemons alone are quiet while the servers build their initial monitor replies).
-        let mut pids = world.ic_pids()?;
+        let ics = world.ic_pids()?;
+        let mut pids = ics.clone();
         pids.extend(world.server_pids());
-        rt.block_on(settle_quiet(&mut watch, &pids, cfg.timeout, 30))?;
+        if !rt.block_on(settle_quiet(&mut watch, &pids, cfg.timeout, 30))? {
+            let mut cpu = Vec::new();
+            for p in &ics {
+                cpu.push(cpu_seconds_exact(std::slice::from_ref(p))?);
+            }
+            let lo = cpu.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = cpu.iter().copied().fold(0.0, f64::max);
+            f.warm_unfinished = Some((t1.elapsed(), lo, hi));
+            f.changes = 0;
+            f.cpu_per_change = f64::NAN;
+            f.cold_isb = transact_stats(&read_window(&log, off0, file_len(&log))?);
+            eprintln!(
+                "bench: {}: first pass not finished after {:.0} s; no change measured",
+                side.label(),
+                t1.elapsed().as_secs_f64()
+            );
+            return finish(f, &mut world);
+        }
         f.warm = Some(t1.elapsed());
         if (0..size.azs).any(|az| watch.learned(az) != want) {
             bail!("the C daemons changed the learned routes of the converged state");
@@ -374,14 +402,17 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
         let b = cpu_seconds_exact(&pids)?;
         f.idle_cpu_per_s = Some((b - a) / cfg.idle.as_secs_f64());
     }
-    let pids = world.ic_pids()?;
-    for p in pids {
+    drop(watch);
+    finish(f, &mut world)
+}
+
+/// Reads the daemons' peak RSS into `f`.
+fn finish(mut f: Figures, world: &mut World) -> Result<Figures> {
+    for p in world.ic_pids()? {
         let kb = peak_rss_kb(p)?;
         f.rss_max_kb = f.rss_max_kb.max(kb);
         f.rss_sum_kb += kb;
     }
-    drop(watch);
-    drop(world);
     Ok(f)
 }
 
@@ -510,6 +541,19 @@ fn print_table(cfg: &Config, results: &[(Side, Figures)]) {
             .map(|d| format!("{:.0}", d.as_secs_f64() * 1000.0))
             .collect();
         println!("{} latencies, ms: {}", side.label(), lats.join(" "));
+        if let Some((after, lo, hi)) = f.warm_unfinished {
+            // Every iteration of the C daemon is a full pass: a change is learned only by a
+            // pass that starts after it, in each of the other AZs.
+            println!(
+                "{}: first pass on the converged state not finished after {:.0} s (CPU per \
+                 daemon {lo:.0}-{hi:.0} s): a change takes more than {lo:.0} s to be learned \
+                 and more than {:.0} CPU-s of the {} other AZs' daemons",
+                side.label(),
+                after.as_secs_f64(),
+                lo * (s.azs - 1) as f64,
+                s.azs - 1
+            );
+        }
         if f.isb.unanswered + f.cold_isb.unanswered > 0 {
             println!(
                 "{}: {} IC-SB transactions had no reply in their window",
