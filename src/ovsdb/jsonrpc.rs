@@ -3,6 +3,7 @@
 //! incrementally (each byte is scanned once, whatever the read sizes); [`Message`] classifies and
 //! validates them exactly as `jsonrpc_msg_from_json` does.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub mod lazy;
@@ -129,6 +130,18 @@ impl Message {
             }
         }
         Value::Object(m)
+    }
+
+    /// The wire bytes of a request whose params are JSON text already (a transaction's
+    /// operations, see `Txn::take_params`): those of [`Message::to_bytes`] for the same values.
+    pub fn request_bytes(method: &str, params: &[Box<RawValue>], id: i64) -> Vec<u8> {
+        #[derive(serde::Serialize)]
+        struct Raw<'a> {
+            id: i64,
+            method: &'a str,
+            params: &'a [Box<RawValue>],
+        }
+        serde_json::to_vec(&Raw { id, method, params }).expect("serialising JSON text cannot fail")
     }
 
     /// Compact serialisation for the wire: the bytes of [`Message::to_json`] (whose map sorts
@@ -392,6 +405,23 @@ mod tests {
             out.push(m);
         }
         out
+    }
+
+    #[test]
+    fn a_request_with_raw_params_has_the_bytes_of_the_same_values() {
+        let params = vec![
+            json!("OVN_Northbound"),
+            json!({"op": "insert", "table": "T", "row": {"b": ["set", []], "a": "x\"y\u{1}"}}),
+            json!({"op": "comment", "comment": "ovn-ic"}),
+        ];
+        let raw: Vec<Box<RawValue>> = params
+            .iter()
+            .map(|v| serde_json::value::to_raw_value(v).unwrap())
+            .collect();
+        assert_eq!(
+            Message::request_bytes("transact", &raw, 42),
+            Message::request("transact", params, json!(42)).to_bytes()
+        );
     }
 
     #[test]

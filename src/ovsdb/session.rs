@@ -159,7 +159,7 @@ pub enum Event {
 }
 
 enum Cmd {
-    Transact { id: u64, params: Vec<Value> },
+    Transact { id: u64, params: Vec<Box<RawValue>> },
     SetLock(Option<String>),
     StealLock(String),
     SetProbeInterval(Option<u64>),
@@ -726,6 +726,14 @@ impl Conn<'_> {
         self.send(Message::request(method, params, json!(id)));
     }
 
+    /// [`Conn::request`] with params that are JSON text already.
+    fn request_raw(&mut self, method: &str, params: &[Box<RawValue>], what: Pending) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(id, what);
+        let _ = self.out.send(Message::request_bytes(method, params, id));
+    }
+
     fn start(&mut self) {
         self.request("get_schema", vec![json!("_Server")], Pending::ServerSchema);
         if let Some(l) = self.p.lock.clone() {
@@ -1122,7 +1130,7 @@ impl Conn<'_> {
                         reply: RawReply::NotSent(why.into()),
                     });
                 } else {
-                    self.request("transact", params, Pending::Transact(id));
+                    self.request_raw("transact", &params, Pending::Transact(id));
                 }
             }
             Cmd::SetLock(l) => self.set_lock(l),
