@@ -21,7 +21,7 @@ cd "$root"
 R=${1:-500}
 N=${2:-40}
 bin=$(realpath "${OVN_IC_BIN:-target/release/ovn-ic}")
-out=${CG_OUT:-$(mktemp -d /tmp/ovnic-callgrind-XXXXXX)}
+out=${CG_OUT:-$(mktemp -d /tmp/ovn-ic-callgrind-XXXXXX)}
 mkdir -p "$out"
 command -v callgrind_control >/dev/null || { echo "needs valgrind" >&2; exit 1; }
 

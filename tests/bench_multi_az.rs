@@ -432,9 +432,16 @@ fn engine_recomputes(side: Side, world: &World) -> Option<u64> {
     Some(sum)
 }
 
+/// `a / b` with two decimals, or two significant digits below 0.01 (ours/C is 1e-4 for a
+/// change's CPU).
 fn ratio(a: f64, b: f64) -> String {
     if a.is_finite() && b.is_finite() && b > 0.0 {
-        format!("{:.2}", a / b)
+        let r = a / b;
+        if r == 0.0 || r >= 0.01 {
+            format!("{r:.2}")
+        } else {
+            format!("{r:.1e}")
+        }
     } else {
         "-".to_string()
     }
@@ -742,6 +749,15 @@ fn proc_stat_cpu_is_utime_plus_stime_after_the_command_name() {
         assert!(ns > 0);
     }
     assert!(peak_rss_kb(me).unwrap() > 0);
+}
+
+#[test]
+fn ratios_keep_two_significant_digits_when_small() {
+    assert_eq!(ratio(3.0, 4.0), "0.75");
+    assert_eq!(ratio(3.8, 42730.8), "8.9e-5");
+    assert_eq!(ratio(0.0, 2.0), "0.00");
+    assert_eq!(ratio(1.0, 0.0), "-");
+    assert_eq!(ratio(f64::NAN, 1.0), "-");
 }
 
 #[test]
