@@ -11,8 +11,9 @@
 # Arguments: R (routes per AZ, default 500), N (changes, default 40). Environment: OVN_IC_BIN
 # (default target/release/ovn-ic), CG_AZS (AZs under callgrind, default "az1 az2": az1 makes
 # the changes, az2 learns them), CG_OUT (where the callgrind files go, default a temp dir;
-# `callgrind_annotate FILE` shows where the instructions went), BENCH_AZS / BENCH_TS as for
-# the benchmark. The window opens when the benchmark starts its changes (the first may be
+# `callgrind_annotate FILE` shows where the instructions went), CG_OPTS (more callgrind
+# options: `--cache-sim=yes` adds simulated cache misses per change), BENCH_AZS / BENCH_TS as
+# for the benchmark. The window opens when the benchmark starts its changes (the first may be
 # partly missed) and closes when the instrumented daemons have used no CPU for 3 s.
 set -euo pipefail
 
@@ -31,7 +32,7 @@ cat >"$wrap" <<EOF
 #!/bin/sh
 for a in ${CG_AZS:-az1 az2}; do
   case "\$*" in
-    *"/ovnic-\$a-nb-"*) exec valgrind --tool=callgrind --instr-atstart=no \\
+    *"/ovnic-\$a-nb-"*) exec valgrind --tool=callgrind --instr-atstart=no ${CG_OPTS:-} \\
         --callgrind-out-file=$out/\$a.%p "$bin" "\$@";;
   esac
 done
@@ -65,9 +66,12 @@ for p in "${pids[@]}"; do callgrind_control -d "$p" >/dev/null 2>&1; done
 wait $bench
 trap - EXIT
 
-echo "R=$R, $N changes (files in $out):"
+echo "R=$R, $N changes (files in $out), per change:"
 for f in "$out"/az*.*.1; do
-    total=$(sed -n 's/^totals: *//p' "$f")
-    printf '  %-6s %12d instructions, %9d per change\n' \
-        "$(basename "$f" | cut -d. -f1)" "$total" $((total / N))
+    events=$(sed -n 's/^events: *//p' "$f")
+    totals=$(sed -n 's/^totals: *//p' "$f")
+    printf '  %-6s' "$(basename "$f" | cut -d. -f1)"
+    paste <(tr ' ' '\n' <<<"$events") <(tr ' ' '\n' <<<"$totals") |
+        while read -r e t; do printf ' %s %d' "$e" $((t / N)); done
+    echo
 done
