@@ -289,18 +289,14 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
     let log = world.isb_log().to_path_buf();
     let warm = side == Side::C && cfg.warm_c;
     let mut off0 = file_len(&log);
-    let what = if warm {
-        "cold start by ours"
+    let (what, bin) = if warm {
+        ("cold start by ours", Side::Ours.bin())
     } else {
-        "cold start"
+        ("cold start", bin)
     };
     eprintln!("bench: {}: {what}", side.label());
     let t0 = Instant::now();
-    if warm {
-        world.start_ics_with(&Side::Ours.bin())?;
-    } else {
-        world.start_ics()?;
-    }
+    world.start_ics_with(&bin)?;
     let want = size.learned_per_az();
     let done = rt.block_on(watch.until("cold convergence", wait, |w| {
         (0..size.azs).all(|az| w.learned(az) == want)
@@ -311,38 +307,17 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
         ..Figures::default()
     };
     if warm {
-        let pids = world.ic_pids()?;
-        rt.block_on(settle(&mut watch, &pids))?;
-        world.stop_ics();
-        eprintln!("bench: {}: warm start on the converged state", side.label());
         off0 = file_len(&log);
-        let t1 = Instant::now();
-        world.start_ics()?;
-        // A first full pass of the C daemon at this size takes minutes: wait up to the timeout
-        // for the daemons and the servers to go quiet together, 3 s without a CPU tick (the
-        // daemons alone are quiet while the servers build their initial monitor replies).
-        let ics = world.ic_pids()?;
-        let mut pids = ics.clone();
-        pids.extend(world.server_pids());
-        if !rt.block_on(settle_quiet(&mut watch, &pids, cfg.timeout, 30))? {
-            let mut cpu = Vec::new();
-            for p in &ics {
-                cpu.push(cpu_seconds_exact(std::slice::from_ref(p))?);
+        match rt.block_on(warm_start(side, &mut world, &mut watch, cfg.timeout))? {
+            Warm::Quiet(d) => f.warm = Some(d),
+            Warm::Unfinished { after, cpu } => {
+                f.warm_unfinished = Some((after, cpu.0, cpu.1));
+                f.changes = 0;
+                f.cpu_per_change = f64::NAN;
+                f.cold_isb = transact_stats(&read_window(&log, off0, file_len(&log))?);
+                return finish(f, &mut world);
             }
-            let lo = cpu.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = cpu.iter().copied().fold(0.0, f64::max);
-            f.warm_unfinished = Some((t1.elapsed(), lo, hi));
-            f.changes = 0;
-            f.cpu_per_change = f64::NAN;
-            f.cold_isb = transact_stats(&read_window(&log, off0, file_len(&log))?);
-            eprintln!(
-                "bench: {}: first pass not finished after {:.0} s; no change measured",
-                side.label(),
-                t1.elapsed().as_secs_f64()
-            );
-            return finish(f, &mut world);
         }
-        f.warm = Some(t1.elapsed());
         if (0..size.azs).any(|az| watch.learned(az) != want) {
             bail!("the C daemons changed the learned routes of the converged state");
         }
@@ -404,6 +379,51 @@ fn run_side(side: Side, size: Size, cfg: &Config) -> Result<Figures> {
     }
     drop(watch);
     finish(f, &mut world)
+}
+
+/// How a warm start ended.
+enum Warm {
+    /// The daemons and the servers went quiet after this long.
+    Quiet(Duration),
+    /// Still busy at the timeout: how long they had run and the CPU seconds each daemon had
+    /// used (fewest, most).
+    Unfinished { after: Duration, cpu: (f64, f64) },
+}
+
+/// `BENCH_WARM=ours`: stops our converged daemons and starts the measured ones on their state.
+async fn warm_start(
+    side: Side,
+    world: &mut World,
+    watch: &mut Watch,
+    cap: Duration,
+) -> Result<Warm> {
+    let pids = world.ic_pids()?;
+    settle(watch, &pids).await?;
+    world.stop_ics();
+    eprintln!("bench: {}: warm start on the converged state", side.label());
+    let t1 = Instant::now();
+    world.start_ics()?;
+    // A first full pass of the C daemon at this size takes minutes: wait up to the timeout for
+    // the daemons and the servers to go quiet together, 3 s without a CPU tick (the daemons
+    // alone are quiet while the servers build their initial monitor replies).
+    let ics = world.ic_pids()?;
+    let mut pids = ics.clone();
+    pids.extend(world.server_pids());
+    if settle_quiet(watch, &pids, cap, 30).await? {
+        return Ok(Warm::Quiet(t1.elapsed()));
+    }
+    let mut cpu = (f64::INFINITY, 0.0f64);
+    for p in &ics {
+        let c = cpu_seconds_exact(std::slice::from_ref(p))?;
+        cpu = (cpu.0.min(c), cpu.1.max(c));
+    }
+    let after = t1.elapsed();
+    eprintln!(
+        "bench: {}: first pass not finished after {:.0} s; no change measured",
+        side.label(),
+        after.as_secs_f64()
+    );
+    Ok(Warm::Unfinished { after, cpu })
 }
 
 /// Reads the daemons' peak RSS into `f`.

@@ -719,18 +719,22 @@ impl Conn<'_> {
         let _ = self.out.send(msg.to_bytes());
     }
 
-    fn request(&mut self, method: &str, params: Vec<Value>, what: Pending) {
+    /// The id of a new request, whose reply `what` awaits.
+    fn next_request(&mut self, what: Pending) -> i64 {
         let id = self.next_id;
         self.next_id += 1;
         self.pending.insert(id, what);
+        id
+    }
+
+    fn request(&mut self, method: &str, params: Vec<Value>, what: Pending) {
+        let id = self.next_request(what);
         self.send(Message::request(method, params, json!(id)));
     }
 
     /// [`Conn::request`] with params that are JSON text already.
     fn request_raw(&mut self, method: &str, params: &[Box<RawValue>], what: Pending) {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.pending.insert(id, what);
+        let id = self.next_request(what);
         let _ = self.out.send(Message::request_bytes(method, params, id));
     }
 

@@ -336,10 +336,7 @@ impl World {
 
     /// Stops the running `ovn-ic`s (SIGTERM, then SIGKILL after 10 s).
     pub fn stop_ics(&mut self) {
-        for d in &mut self.ics {
-            d.terminate(Duration::from_secs(10));
-        }
-        self.ics.clear();
+        terminate_all(&mut self.ics);
     }
 
     /// Pids of the measured `ovn-ic`s; fails if one of them has exited.
@@ -361,10 +358,7 @@ impl World {
     /// learned routes per AZ (~0.8 GB per northd and as much per SB `ovsdb-server`) do not
     /// fit beside each other on the benchmark machine.
     pub fn stop_northds(&mut self) {
-        for d in &mut self.northds {
-            d.terminate(Duration::from_secs(10));
-        }
-        self.northds.clear();
+        terminate_all(&mut self.northds);
     }
 
     /// Pids of every `ovsdb-server` (the AZs' NB and SB, IC-NB, IC-SB).
@@ -388,6 +382,14 @@ impl World {
     pub fn isb_log(&self) -> &Path {
         self.ic.ic_sb.log_path()
     }
+}
+
+/// SIGTERM to each daemon, SIGKILL after 10 s; the list is left empty.
+fn terminate_all(daemons: &mut Vec<Daemon>) {
+    for d in daemons.iter_mut() {
+        d.terminate(Duration::from_secs(10));
+    }
+    daemons.clear();
 }
 
 fn tail(text: &str, n: usize) -> String {
