@@ -103,9 +103,10 @@ pub enum MonitorMethod {
 }
 
 /// Reply to a transaction as it came from the wire.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum RawReply {
-    Result(Value),
+    /// The results, undecoded: [`Txn::classify`](super::txn::Txn::classify) reads them.
+    Result(Box<RawValue>),
     Error(Value),
     /// Not sent or connection lost before the reply: try again.
     NotSent(String),
@@ -953,7 +954,15 @@ impl Conn<'_> {
             self.data_monitor_reply(method, reply);
             return Ok(());
         }
-        // Everything but the database's contents is small: decoded whole.
+        if let Pending::Transact(tid) = what {
+            let reply = match reply {
+                Ok(v) => RawReply::Result(v),
+                Err(e) => RawReply::Error(e),
+            };
+            self.p.emit(Event::TxnReply { id: tid, reply });
+            return Ok(());
+        }
+        // Everything else but the database's contents is small: decoded whole.
         let reply = reply.map(|r| to_value(&r));
         match what {
             Pending::ServerSchema => match reply {
@@ -993,7 +1002,6 @@ impl Conn<'_> {
                     self.p.emit(Event::Error(format!("get_schema failed: {e}")));
                 }
             },
-            Pending::DataMonitor(_) => {} // handled above, undecoded
             Pending::Lock => {
                 if let Ok(v) = reply {
                     let locked = v.get("locked").and_then(Value::as_bool).unwrap_or(false);
@@ -1005,13 +1013,7 @@ impl Conn<'_> {
                 }
             }
             Pending::Unlock | Pending::ChangeAware => {}
-            Pending::Transact(tid) => {
-                let reply = match reply {
-                    Ok(v) => RawReply::Result(v),
-                    Err(e) => RawReply::Error(e),
-                };
-                self.p.emit(Event::TxnReply { id: tid, reply });
-            }
+            Pending::DataMonitor(_) | Pending::Transact(_) => {} // handled above, undecoded
         }
         Ok(())
     }

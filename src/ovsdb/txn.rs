@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use serde_json::value::{to_raw_value, RawValue};
 use serde_json::{json, Value};
 
@@ -390,20 +391,21 @@ impl Txn {
     }
 
     /// Classify the reply to the params built by [`Txn::to_params`] or [`Txn::take_params`].
-    pub fn classify(&self, reply: Result<&Value, &Value>) -> TxnStatus {
-        let r = classify(reply);
-        match r {
+    pub fn classify(&self, reply: Result<&RawValue, &Value>) -> TxnStatus {
+        let results = match decode(reply) {
+            Ok(r) => r,
+            Err(status) => return status,
+        };
+        match classify_results(&results) {
             TxnStatus::Success(mut o) => {
-                // The results are read where they are (a cold start's reply has one per
-                // inserted row; a copy of them showed in the peak memory).
-                let results = reply.ok().and_then(Value::as_array).map_or(&[][..], |a| a);
-                o.named = self.named_uuids(results);
+                o.named = self.named_uuids(&results);
                 o.increment = self.increments.first().and_then(|&i| {
                     results
                         .get(i)?
-                        .get("rows")?
-                        .get(0)?
-                        .as_object()?
+                        .as_ref()?
+                        .rows
+                        .as_ref()?
+                        .first()?
                         .values()
                         .next()?
                         .as_i64()
@@ -414,21 +416,64 @@ impl Txn {
         }
     }
 
-    fn named_uuids(&self, results: &[Value]) -> HashMap<String, Uuid> {
+    fn named_uuids(&self, results: &[Option<OpResult>]) -> HashMap<String, Uuid> {
         let mut m = HashMap::new();
         for (i, name) in self.uuid_names() {
-            if let Some(r) = results.get(i) {
-                if let Some(u) = r
-                    .get("uuid")
-                    .and_then(|u| u.get(1))
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse().ok())
-                {
-                    m.insert(name.to_string(), u);
-                }
+            if let Some(u) = results.get(i).and_then(|r| r.as_ref()?.uuid) {
+                m.insert(name.to_string(), u);
             }
         }
         m
+    }
+}
+
+/// One operation's result in a `transact` reply, with only what a commit reads: the UUID of an
+/// inserted row, the rows a `select` read back (the incremented counter), the error. Decoded
+/// straight from the reply's text: a cold start's reply has one result per inserted row, and as
+/// a tree of `Value`s (a map, a key, an array and two strings each) it was one of the daemon's
+/// peak memory items.
+#[derive(Debug, Default, Deserialize)]
+struct OpResult {
+    #[serde(default, deserialize_with = "uuid_pair")]
+    uuid: Option<Uuid>,
+    #[serde(default)]
+    rows: Option<Vec<serde_json::Map<String, Value>>>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    details: Option<Value>,
+}
+
+/// `["uuid", "<uuid>"]`; anything else names no row (the caller treats it as unnamed).
+fn uuid_pair<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Uuid>, D::Error> {
+    let v = Value::deserialize(d)?;
+    Ok(v.get(1)
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok()))
+}
+
+/// The results of a `transact` reply, or the status an error reply or a malformed one means.
+fn decode(reply: Result<&RawValue, &Value>) -> Result<Vec<Option<OpResult>>, TxnStatus> {
+    match reply {
+        Err(Value::String(s)) if s == "canceled" => Err(TxnStatus::TryAgain("canceled".into())),
+        Err(e) => {
+            let tag = e.get("error").and_then(Value::as_str).unwrap_or("");
+            let details = e.get("details").and_then(Value::as_str).unwrap_or("");
+            let text = if tag.is_empty() {
+                e.to_string()
+            } else {
+                format!("{tag}: {details}")
+            };
+            Err(TxnStatus::Error(TxnError::Other {
+                tag: "error reply".into(),
+                details: text,
+            }))
+        }
+        Ok(raw) => serde_json::from_str(raw.get()).map_err(|e| {
+            TxnStatus::Error(TxnError::BadReply(format!(
+                "reply is not an array of operation results: {e}"
+            )))
+        }),
     }
 }
 
@@ -475,55 +520,34 @@ impl TxnStatus {
     }
 }
 
-fn error_of(v: &Value) -> (String, String) {
-    let tag = v
-        .get("error")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let details = v
-        .get("details")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    (tag, details)
-}
-
 /// Classify a `transact` reply (`Ok(result)` or `Err(error)`), as `ovsdb_idl_txn_process_reply`:
 /// hard errors beat lock errors beat soft errors.
-pub fn classify(reply: Result<&Value, &Value>) -> TxnStatus {
-    let result = match reply {
-        Err(Value::String(s)) if s == "canceled" => return TxnStatus::TryAgain("canceled".into()),
-        Err(e) => {
-            let (tag, details) = error_of(e);
-            let text = if tag.is_empty() {
-                e.to_string()
-            } else {
-                format!("{tag}: {details}")
-            };
-            return TxnStatus::Error(TxnError::Other {
-                tag: "error reply".into(),
-                details: text,
-            });
-        }
-        Ok(r) => r,
-    };
-    let Some(arr) = result.as_array() else {
-        return TxnStatus::Error(TxnError::BadReply("reply is not an array".into()));
-    };
+pub fn classify(reply: Result<&RawValue, &Value>) -> TxnStatus {
+    match decode(reply) {
+        Ok(results) => classify_results(&results),
+        Err(status) => status,
+    }
+}
+
+fn classify_results(results: &[Option<OpResult>]) -> TxnStatus {
     let (mut hard, mut lock, mut soft) = (None, false, None);
-    for op in arr {
-        if op.is_null() {
+    for op in results {
+        let Some(op) = op else {
             soft.get_or_insert_with(|| "operation not executed".to_string());
             continue;
-        }
-        let Some(e) = op.get("error") else { continue };
-        if !e.is_string() {
+        };
+        let Some(e) = &op.error else { continue };
+        let Some(tag) = e.as_str() else {
             hard.get_or_insert(TxnError::BadReply("\"error\" is not a string".into()));
             continue;
-        }
-        let (tag, details) = error_of(op);
-        match tag.as_str() {
+        };
+        let details = op
+            .details
+            .as_ref()
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        match tag {
             "timed out" => {
                 soft.get_or_insert(format!("timed out: {details}"));
             }
@@ -542,7 +566,10 @@ pub fn classify(reply: Result<&Value, &Value>) -> TxnStatus {
                 hard.get_or_insert(TxnError::NotAllowed(details));
             }
             _ => {
-                hard.get_or_insert(TxnError::Other { tag, details });
+                hard.get_or_insert(TxnError::Other {
+                    tag: tag.to_string(),
+                    details,
+                });
             }
         }
     }
@@ -629,43 +656,49 @@ mod tests {
         assert!(t.is_empty());
     }
 
+    fn raw(v: Value) -> Box<RawValue> {
+        to_raw_value(&v).unwrap()
+    }
+
     #[test]
     fn classification() {
         assert!(matches!(
-            classify(Ok(&json!([{}, {"count": 1}]))),
+            classify(Ok(&raw(json!([{}, {"count": 1}])))),
             TxnStatus::Success(_)
         ));
         assert!(matches!(
-            classify(Ok(&json!([{}, {"error": "timed out"}]))),
+            classify(Ok(&raw(json!([{}, {"error": "timed out"}])))),
             TxnStatus::TryAgain(_)
         ));
         assert!(matches!(
-            classify(Ok(&json!([{}, null]))),
+            classify(Ok(&raw(json!([{}, null])))),
             TxnStatus::TryAgain(_)
         ));
         assert_eq!(
-            classify(Ok(&json!([{}, {"error": "not owner"}]))),
+            classify(Ok(&raw(json!([{}, {"error": "not owner"}])))),
             TxnStatus::NotLocked
         );
         assert!(matches!(
-            classify(Ok(&json!([{"error": "constraint violation", "details": "x"}, null]))),
+            classify(Ok(&raw(json!([{"error": "constraint violation", "details": "x"}, null])))),
             TxnStatus::Error(TxnError::ConstraintViolation(d)) if d == "x"
         ));
         assert!(matches!(
-            classify(Ok(
-                &json!([{"count": 1}, {}, {"error": "referential integrity violation", "details": "y"}])
-            )),
+            classify(Ok(&raw(
+                json!([{"count": 1}, {}, {"error": "referential integrity violation", "details": "y"}])
+            ))),
             TxnStatus::Error(TxnError::ReferentialIntegrity(_))
         ));
         // hard beats lock beats soft
         assert!(matches!(
-            classify(Ok(
-                &json!([{"error": "not owner"}, {"error": "constraint violation"}])
-            )),
+            classify(Ok(&raw(
+                json!([{"error": "not owner"}, {"error": "constraint violation"}])
+            ))),
             TxnStatus::Error(_)
         ));
         assert_eq!(
-            classify(Ok(&json!([{"error": "timed out"}, {"error": "not owner"}]))),
+            classify(Ok(&raw(
+                json!([{"error": "timed out"}, {"error": "not owner"}])
+            ))),
             TxnStatus::NotLocked
         );
         assert!(matches!(
@@ -677,11 +710,11 @@ mod tests {
             TxnStatus::Error(_)
         ));
         assert!(matches!(
-            classify(Ok(&json!({}))),
+            classify(Ok(&raw(json!({})))),
             TxnStatus::Error(TxnError::BadReply(_))
         ));
         assert!(matches!(
-            classify(Ok(&json!([{"error": 5}]))),
+            classify(Ok(&raw(json!([{"error": 5}])))),
             TxnStatus::Error(TxnError::BadReply(_))
         ));
     }
@@ -708,7 +741,7 @@ mod tests {
         assert_eq!(p[3], json!({"op": "comment", "comment": "ovn-ic"}));
         assert_eq!(p[4], json!({"op": "assert", "lock": "ovn_ic"}));
         let reply = json!([{"uuid": ["uuid", "00000000-0000-0000-0000-000000000009"]}, {"count": 1}, {}, {}]);
-        match t.classify(Ok(&reply)) {
+        match t.classify(Ok(&raw(reply.clone()))) {
             TxnStatus::Success(o) => {
                 assert_eq!(o.named.get("row0"), Some(&Uuid(9)));
             }
@@ -717,14 +750,40 @@ mod tests {
         // Handing the ops over (no copy) builds the same params, byte for byte, and still
         // names the rows.
         let mut moved = t.clone();
-        let raw = moved.take_params(Some("ovn_ic"));
-        let text: Vec<&str> = raw.iter().map(|r| r.get()).collect();
+        let params = moved.take_params(Some("ovn_ic"));
+        let text: Vec<&str> = params.iter().map(|r| r.get()).collect();
         let want: Vec<String> = p.iter().map(Value::to_string).collect();
         assert_eq!(text, want);
-        match moved.classify(Ok(&reply)) {
+        match moved.classify(Ok(&raw(reply.clone()))) {
             TxnStatus::Success(o) => assert_eq!(o.named.get("row0"), Some(&Uuid(9))),
             s => panic!("{s:?}"),
         }
+    }
+
+    /// The reply is read from its text: a result without a usable UUID names nothing, unknown
+    /// members are ignored, and an element that is not an object or null is a bad reply.
+    #[test]
+    fn reply_results_are_decoded_from_text() {
+        let r = Replica::new("DB");
+        let mut t = Txn::new("DB");
+        t.insert(&r, "T", vec![("name", Datum::scalar("a"))]);
+        t.insert(&r, "T", vec![("name", Datum::scalar("b"))]);
+        let reply = json!([{"uuid": "bogus"}, {"uuid": ["uuid", "00000000-0000-0000-0000-00000000000a"], "x": 1}]);
+        match t.classify(Ok(&raw(reply))) {
+            TxnStatus::Success(o) => {
+                assert_eq!(o.named.len(), 1);
+                assert_eq!(o.named.get("row1"), Some(&Uuid(10)));
+            }
+            s => panic!("{s:?}"),
+        }
+        assert!(matches!(
+            t.classify(Ok(&raw(json!([{}, 5])))),
+            TxnStatus::Error(TxnError::BadReply(_))
+        ));
+        assert!(matches!(
+            t.classify(Err(&json!({"error": "syntax error", "details": "d"}))),
+            TxnStatus::Error(TxnError::Other { details, .. }) if details == "syntax error: d"
+        ));
     }
 
     #[test]
@@ -732,7 +791,7 @@ mod tests {
         let mut t = Txn::new("DB");
         t.increment("G", Uuid(1), "nb_ic_cfg");
         let reply = json!([{"count": 1}, {"rows": [{"nb_ic_cfg": 7}]}]);
-        match t.classify(Ok(&reply)) {
+        match t.classify(Ok(&raw(reply.clone()))) {
             TxnStatus::Success(o) => assert_eq!(o.increment, Some(7)),
             s => panic!("{s:?}"),
         }
