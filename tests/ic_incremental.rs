@@ -3,7 +3,9 @@
 //! route added and removed, one transit switch port, one gateway chassis, one transit switch,
 //! one address set — reaches the other AZ while no engine node of either daemon recomputes
 //! (`inc-engine/show-stats`), and our own writes coming back through the monitors cause no
-//! recompute either (the counters are read after everything settled).
+//! recompute either (the counters are read after everything settled). One service monitor is
+//! checked the same way in tests/service_monitor.rs (no northd there: northd would delete a
+//! hand-written SB monitor).
 
 mod common;
 

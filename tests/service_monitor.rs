@@ -10,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
+use common::lab::recomputes;
 use common::{our_ovn_ic, rows, skip_unless_schema, wait_for, AzDbs, Daemon, IcDbs, Server};
 use serde_json::{json, Value};
 
@@ -222,5 +223,96 @@ fn two_azs() -> Result<()> {
         monitors(&az2.sb)
     );
     assert!(monitors(&az1.sb).is_empty());
+    Ok(())
+}
+
+/// Waits until the recompute counters of `ds` stop moving (1.5 s apart) and returns them.
+fn settled(ds: &[&Daemon]) -> Vec<std::collections::BTreeMap<String, u64>> {
+    let stats = || ds.iter().map(|d| recomputes(d)).collect::<Vec<_>>();
+    let mut last = stats();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = stats();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("recompute counters keep moving: {last:?}");
+}
+
+/// One more service monitor, its status coming back and its removal are handled by the change
+/// handlers of both daemons: no engine node recomputes (issue "Truly incremental").
+#[test]
+fn one_service_monitor_causes_no_recompute() {
+    skip_unless_schema!("ovn-ic-sb", "Service_Monitor");
+    skip_unless_schema!("ovn-sb", "Service_Monitor", "ic_learned");
+    if let Err(e) = one_more_monitor() {
+        panic!("{e:#}");
+    }
+}
+
+fn push_monitor(sb: &Server, port: u16) -> Result<String> {
+    let r = sb.transact(json!([{"op": "insert", "table": "Service_Monitor", "row": {
+        "type": "load-balancer", "ip": "10.0.2.5", "port": port, "protocol": "tcp",
+        "logical_port": "backend1", "src_ip": "10.0.2.254", "src_mac": MAC1,
+        "remote": true, "status": "offline",
+        "options": ["map", [["az-name", "az2"], ["interval", "5"]]]}}]))?;
+    r[0]["uuid"][1]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("no uuid in {r}"))
+}
+
+fn one_more_monitor() -> Result<()> {
+    let ic = IcDbs::start()?;
+    let az1 = AzDbs::start("az1")?;
+    let az2 = AzDbs::start("az2")?;
+    set_mac(&az1.sb, MAC1)?;
+    set_mac(&az2.sb, MAC2)?;
+    az2.sb.transact(json!([
+        {"op": "insert", "table": "Encap", "uuid-name": "e",
+         "row": {"type": "geneve", "ip": "192.168.0.2", "chassis_name": "hv2"}},
+        {"op": "insert", "table": "Chassis", "uuid-name": "ch",
+         "row": {"name": "hv2", "hostname": "hv2", "encaps": ["named-uuid", "e"]}},
+        {"op": "insert", "table": "Datapath_Binding", "uuid-name": "dp",
+         "row": {"tunnel_key": 7}},
+        {"op": "insert", "table": "Port_Binding",
+         "row": {"logical_port": "backend1", "datapath": ["named-uuid", "dp"],
+                 "tunnel_key": 1, "up": false, "chassis": ["named-uuid", "ch"]}},
+    ]))?;
+    let d1 = Daemon::ovn_ic(our_ovn_ic(), &az1, &ic, &[])?;
+    let d2 = Daemon::ovn_ic(our_ovn_ic(), &az2, &ic, &[])?;
+    let learned_port = |port: u16| move |r: &Value| r["ic_learned"] == true && r["port"] == port;
+
+    // Converged with one monitor.
+    push_monitor(&az1.sb, 80)?;
+    wait_one(&az2.sb, "the first ic_learned monitor", learned_port(80))?;
+    let before = settled(&[&d1, &d2]);
+
+    // One more: published, learned, its status carried back, then withdrawn.
+    let pushed = push_monitor(&az1.sb, 8080)?;
+    let learned = wait_one(&az2.sb, "the second ic_learned monitor", learned_port(8080))?;
+    set_monitor(&az2.sb, &uuid(&learned), json!({"status": "online"}))?;
+    wait_one(&az1.sb, "the second monitor's status", |r| {
+        uuid(r) == pushed && opt(r, "status").as_deref() == Some("online")
+    })?;
+    az1.sb
+        .transact(json!([{"op": "delete", "table": "Service_Monitor",
+                            "where": [["_uuid", "==", ["uuid", pushed]]]}]))?;
+    let gone = wait_for(T, || {
+        (!monitors(&az2.sb).iter().any(|r| r["port"] == 8080)).then_some(())
+    });
+    assert!(gone.is_some(), "az2 SB: {:?}", monitors(&az2.sb));
+    assert_eq!(monitors(&ic.ic_sb).len(), 1, "{:?}", monitors(&ic.ic_sb));
+
+    let after = settled(&[&d1, &d2]);
+    assert_eq!(
+        before,
+        after,
+        "recomputes moved; az1 log:\n{}\naz2 log:\n{}",
+        d1.log_text(),
+        d2.log_text()
+    );
     Ok(())
 }
