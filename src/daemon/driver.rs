@@ -262,16 +262,18 @@ impl IcDriver {
     fn expect_echoes(&mut self, echoes: [Echoes; 5]) {
         let [nb, sb, icnb, icsb, locked] = echoes;
         let isb: Vec<_> = icsb.into_iter().chain(locked).collect();
-        let plan: [(&mut Session, &Echoes); 5] = [
-            (&mut self.nb, &nb),
-            (&mut self.sb, &sb),
-            (&mut self.icnb, &icnb),
-            (&mut self.icsb, &isb),
-            (&mut self.icsb_locked, &isb),
+        // Moved, not copied (a cold start's NB list holds every learned route's columns);
+        // only the two IC-SB sessions, which watch the same database, need a copy each.
+        let plan: [(&mut Session, Echoes); 5] = [
+            (&mut self.nb, nb),
+            (&mut self.sb, sb),
+            (&mut self.icnb, icnb),
+            (&mut self.icsb_locked, isb.clone()),
+            (&mut self.icsb, isb),
         ];
         for (s, list) in plan {
             for (t, u, e) in list {
-                s.replica_mut().expect(t, *u, e.clone());
+                s.replica_mut().expect(&t, u, e);
             }
         }
     }

@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::datum::{Atom, AtomSet, Datum, SetEdit};
 use super::replica::{Expect, Replica, Row};
@@ -29,10 +30,14 @@ pub enum RowIntent {
     Delete,
 }
 
+/// One table's row intents, shared between the stage that computed them and the merged
+/// output (copied on write, see [`Intents::merge`]).
+type TableIntents = Arc<BTreeMap<Uuid, RowIntent>>;
+
 /// The writes intended for one database, by table and row UUID.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Intents {
-    tables: BTreeMap<String, BTreeMap<Uuid, RowIntent>>,
+    tables: BTreeMap<String, TableIntents>,
     comments: Vec<String>,
     /// Atomic `+= 1` of an integer column (table, row, column); sent even alone.
     increments: Vec<(String, Uuid, String)>,
@@ -48,7 +53,7 @@ impl Intents {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tables.values().all(BTreeMap::is_empty)
+        self.tables.values().all(|t| t.is_empty())
             && self.increments.is_empty()
             && self.edits.values().all(BTreeMap::is_empty)
     }
@@ -61,7 +66,7 @@ impl Intents {
             .flat_map(|(t, rows)| rows.keys().map(move |u| (t, u)))
             .filter(|(t, u)| self.get(t, **u).is_none())
             .count();
-        self.tables.values().map(BTreeMap::len).sum::<usize>() + edited_only
+        self.tables.values().map(|t| t.len()).sum::<usize>() + edited_only
     }
 
     pub fn clear(&mut self) {
@@ -97,7 +102,20 @@ impl Intents {
         if e.is_empty() {
             return;
         }
-        match self.tables.get_mut(table).and_then(|t| t.get_mut(&uuid)) {
+        // Look before unsharing: most edits are of rows these intents do not hold.
+        let held = match self.tables.get(table).and_then(|t| t.get(&uuid)) {
+            Some(RowIntent::Update(cols)) => cols.contains_key(column),
+            Some(_) => true,
+            None => false,
+        };
+        let row = if held {
+            self.tables
+                .get_mut(table)
+                .and_then(|t| Arc::make_mut(t).get_mut(&uuid))
+        } else {
+            None
+        };
+        match row {
             Some(RowIntent::Delete) => return,
             Some(RowIntent::Insert(cols)) => {
                 // A new row's set column starts empty (edits are for set columns only).
@@ -166,10 +184,7 @@ impl Intents {
     pub fn insert(&mut self, table: &str, cols: Vec<(&str, Datum)>) -> Uuid {
         let uuid = Uuid::random();
         let cols = cols.into_iter().map(|(c, d)| (c.to_string(), d)).collect();
-        self.tables
-            .entry(table.to_string())
-            .or_default()
-            .insert(uuid, RowIntent::Insert(cols));
+        self.table_mut(table).insert(uuid, RowIntent::Insert(cols));
         uuid
     }
 
@@ -177,7 +192,7 @@ impl Intents {
     pub fn update(&mut self, table: &str, uuid: Uuid, cols: Vec<(&str, Datum)>) {
         let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
         self.drop_edits(table, uuid, Some(&names));
-        let t = self.tables.entry(table.to_string()).or_default();
+        let t = self.table_mut(table);
         match t
             .entry(uuid)
             .or_insert_with(|| RowIntent::Update(BTreeMap::new()))
@@ -194,7 +209,7 @@ impl Intents {
     /// Delete a row (an insert of these intents is simply dropped).
     pub fn delete(&mut self, table: &str, uuid: Uuid) {
         self.drop_edits(table, uuid, None);
-        let t = self.tables.entry(table.to_string()).or_default();
+        let t = self.table_mut(table);
         if matches!(t.get(&uuid), Some(RowIntent::Insert(_))) {
             t.remove(&uuid);
         } else {
@@ -214,7 +229,12 @@ impl Intents {
 
     /// The intents of one table.
     pub fn table(&self, table: &str) -> impl Iterator<Item = (&Uuid, &RowIntent)> {
-        self.tables.get(table).into_iter().flatten()
+        self.tables.get(table).into_iter().flat_map(|t| t.iter())
+    }
+
+    /// One table's intents, to change (unshared first if the table is shared).
+    fn table_mut(&mut self, table: &str) -> &mut BTreeMap<Uuid, RowIntent> {
+        Arc::make_mut(self.tables.entry(table.to_string()).or_default())
     }
 
     pub fn get(&self, table: &str, uuid: Uuid) -> Option<&RowIntent> {
@@ -222,16 +242,22 @@ impl Intents {
     }
 
     /// Merge `other` into `self` (later wins per column).
+    ///
+    /// A table that `self` has no intents for (and `other` no edits of: those apply to the
+    /// rows) is shared, not copied: the graph's output node merges every stage's output, and
+    /// a cold start's thousands of learned routes were held twice at the peak.
     pub fn merge(&mut self, other: &Intents) {
         for (t, rows) in &other.tables {
-            for (u, i) in rows {
+            let vacant = !matches!(self.tables.get(t), Some(r) if !r.is_empty());
+            if vacant && !self.edits.contains_key(t) {
+                self.tables.insert(t.clone(), Arc::clone(rows));
+                continue;
+            }
+            for (u, i) in rows.iter() {
                 match i {
                     RowIntent::Delete => self.delete(t, *u),
                     RowIntent::Insert(m) => {
-                        self.tables
-                            .entry(t.clone())
-                            .or_default()
-                            .insert(*u, RowIntent::Insert(m.clone()));
+                        self.table_mut(t).insert(*u, RowIntent::Insert(m.clone()));
                     }
                     RowIntent::Update(m) => self.update(
                         t,
@@ -262,6 +288,8 @@ impl Intents {
         let mut res = vec![];
         let mut edits = self.edits;
         for (table, rows) in self.tables {
+            // Unshared by now (the stages' copies are dropped first); copied otherwise.
+            let rows = Arc::try_unwrap(rows).unwrap_or_else(|shared| (*shared).clone());
             let mut table_edits = edits.remove(&table).unwrap_or_default();
             for (uuid, intent) in rows {
                 let exists = || replica.get(&table, uuid).is_some();
@@ -298,7 +326,7 @@ impl Intents {
     /// sent), deletes of rows that still exist. Intents on rows that vanished are dropped.
     pub fn to_txn(&self, replica: &Replica, txn: &mut Txn) {
         for (table, rows) in &self.tables {
-            for (uuid, intent) in rows {
+            for (uuid, intent) in rows.iter() {
                 match intent {
                     RowIntent::Insert(cols) => {
                         txn.insert_with_uuid(
@@ -662,6 +690,60 @@ mod tests {
             .map(|r| r.uuid())
             .collect();
         assert_eq!(got, vec![d]);
+    }
+
+    /// Merging shares a table the target holds nothing of, even when edits of other rows of
+    /// that table come along; the merged result is what merging row by row gives, and a table
+    /// both sides hold is unshared before it is changed.
+    #[test]
+    fn merge_shares_tables_it_does_not_hold_yet() {
+        let k = |s: &str| Atom::from(s);
+        let mut stage = Intents::new();
+        let a = stage.insert("A", vec![("name", Datum::scalar("a"))]);
+        stage.update("A", Uuid(2), vec![("name", Datum::scalar("b"))]);
+        stage.edit_set("A", Uuid(3), "tags", [k("t")], []);
+        let mut out = Intents::new();
+        out.merge(&stage);
+        assert!(Arc::ptr_eq(&out.tables["A"], &stage.tables["A"]));
+        assert_eq!(out, stage);
+        assert_eq!(out.edits_of("A", Uuid(3)).map(|e| e.len()), Some(1));
+
+        // Another stage's intents on the same table: `out` gets its own copy, `stage` keeps
+        // its rows.
+        let mut other = Intents::new();
+        other.update("A", Uuid(2), vec![("name", Datum::scalar("c"))]);
+        other.delete("A", a);
+        out.merge(&other);
+        assert!(!Arc::ptr_eq(&out.tables["A"], &stage.tables["A"]));
+        assert_eq!(
+            out.get("A", Uuid(2)),
+            Some(&RowIntent::Update(BTreeMap::from([(
+                "name".to_string(),
+                Datum::scalar("c")
+            )])))
+        );
+        assert_eq!(
+            out.get("A", a),
+            None,
+            "the delete of an own insert cancels it"
+        );
+        assert!(matches!(stage.get("A", a), Some(RowIntent::Insert(_))));
+        assert_eq!(
+            stage.get("A", Uuid(2)),
+            Some(&RowIntent::Update(BTreeMap::from([(
+                "name".to_string(),
+                Datum::scalar("b")
+            )])))
+        );
+
+        // Consuming a shared table copies it; the source is untouched.
+        let mut shared = Intents::new();
+        shared.merge(&stage);
+        let r = replica();
+        let want = stage.clone().into_expectations(&r).len();
+        assert!(want > 0);
+        assert_eq!(shared.into_expectations(&r).len(), want);
+        assert_eq!(stage.table("A").count(), 2);
     }
 
     /// Set edits: merged in order, folded into whole values, shown by views, and sent as a
