@@ -243,9 +243,10 @@ impl Intents {
 
     /// Merge `other` into `self` (later wins per column).
     ///
-    /// A table that `self` has no intents for (and `other` no edits of: those apply to the
-    /// rows) is shared, not copied: the graph's output node merges every stage's output, and
-    /// a cold start's thousands of learned routes were held twice at the peak.
+    /// A table that `self` holds neither intents nor edits of is shared, not copied (with
+    /// edits of its own, row-by-row merging would drop those the new rows override): the
+    /// graph's output node merges every stage's output, and a cold start's thousands of
+    /// learned routes were held twice at the peak.
     pub fn merge(&mut self, other: &Intents) {
         for (t, rows) in &other.tables {
             let vacant = !matches!(self.tables.get(t), Some(r) if !r.is_empty());
