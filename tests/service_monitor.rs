@@ -71,6 +71,36 @@ fn set_mac(s: &Server, mac: &str) -> Result<()> {
     Ok(())
 }
 
+/// The target AZ binds the backend's port (northd leaves `up = false` until it is claimed).
+fn bind_backend(sb: &Server) -> Result<()> {
+    sb.transact(json!([
+        {"op": "insert", "table": "Encap", "uuid-name": "e",
+         "row": {"type": "geneve", "ip": "192.168.0.2", "chassis_name": "hv2"}},
+        {"op": "insert", "table": "Chassis", "uuid-name": "ch",
+         "row": {"name": "hv2", "hostname": "hv2", "encaps": ["named-uuid", "e"]}},
+        {"op": "insert", "table": "Datapath_Binding", "uuid-name": "dp",
+         "row": {"tunnel_key": 7}},
+        {"op": "insert", "table": "Port_Binding",
+         "row": {"logical_port": "backend1", "datapath": ["named-uuid", "dp"],
+                 "tunnel_key": 1, "up": false, "chassis": ["named-uuid", "ch"]}},
+    ]))?;
+    Ok(())
+}
+
+/// Northd of the source AZ: a load balancer health-checks backend1 (in az2) on `port`.
+/// Returns the SB row's UUID.
+fn push_monitor(sb: &Server, port: u16) -> Result<String> {
+    let r = sb.transact(json!([{"op": "insert", "table": "Service_Monitor", "row": {
+        "type": "load-balancer", "ip": "10.0.2.5", "port": port, "protocol": "tcp",
+        "logical_port": "backend1", "src_ip": "10.0.2.254", "src_mac": MAC1,
+        "remote": true, "status": "offline",
+        "options": ["map", [["az-name", "az2"], ["interval", "5"]]]}}]))?;
+    r[0]["uuid"][1]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("no uuid in {r}"))
+}
+
 fn set_monitor(s: &Server, uuid: &str, row: Value) -> Result<()> {
     s.transact(json!([{"op": "update", "table": "Service_Monitor",
                        "where": [["_uuid", "==", ["uuid", uuid]]], "row": row}]))?;
@@ -92,34 +122,13 @@ fn two_azs() -> Result<()> {
     let az2 = AzDbs::start("az2")?;
     set_mac(&az1.sb, MAC1)?;
 
-    // The target AZ binds the backend's port (northd leaves `up = false` until it is claimed).
-    az2.sb.transact(json!([
-        {"op": "insert", "table": "Encap", "uuid-name": "e",
-         "row": {"type": "geneve", "ip": "192.168.0.2", "chassis_name": "hv2"}},
-        {"op": "insert", "table": "Chassis", "uuid-name": "ch",
-         "row": {"name": "hv2", "hostname": "hv2", "encaps": ["named-uuid", "e"]}},
-        {"op": "insert", "table": "Datapath_Binding", "uuid-name": "dp",
-         "row": {"tunnel_key": 7}},
-        {"op": "insert", "table": "Port_Binding",
-         "row": {"logical_port": "backend1", "datapath": ["named-uuid", "dp"],
-                 "tunnel_key": 1, "up": false, "chassis": ["named-uuid", "ch"]}},
-    ]))?;
+    bind_backend(&az2.sb)?;
 
     let _d1 = Daemon::ovn_ic(our_ovn_ic(), &az1, &ic, &[])?;
     let _d2 = Daemon::ovn_ic(our_ovn_ic(), &az2, &ic, &[])?;
 
     // Northd of az1: a load balancer health-checks backend1 in az2.
-    let pushed = az1
-        .sb
-        .transact(json!([{"op": "insert", "table": "Service_Monitor", "row": {
-        "type": "load-balancer", "ip": "10.0.2.5", "port": 80, "protocol": "tcp",
-        "logical_port": "backend1", "src_ip": "10.0.2.254", "src_mac": MAC1,
-        "remote": true, "status": "offline",
-        "options": ["map", [["az-name", "az2"], ["interval", "5"]]]}}]))?;
-    let pushed = pushed[0]["uuid"][1]
-        .as_str()
-        .ok_or_else(|| anyhow!("no uuid in {pushed}"))?
-        .to_string();
+    let pushed = push_monitor(&az1.sb, 80)?;
 
     // Source side: the IC-SB row, and the SB status cleared (the IC-SB row has none yet).
     let isb = wait_one(&ic.ic_sb, "the IC-SB monitor", |r| {
@@ -252,35 +261,13 @@ fn one_service_monitor_causes_no_recompute() {
     }
 }
 
-fn push_monitor(sb: &Server, port: u16) -> Result<String> {
-    let r = sb.transact(json!([{"op": "insert", "table": "Service_Monitor", "row": {
-        "type": "load-balancer", "ip": "10.0.2.5", "port": port, "protocol": "tcp",
-        "logical_port": "backend1", "src_ip": "10.0.2.254", "src_mac": MAC1,
-        "remote": true, "status": "offline",
-        "options": ["map", [["az-name", "az2"], ["interval", "5"]]]}}]))?;
-    r[0]["uuid"][1]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("no uuid in {r}"))
-}
-
 fn one_more_monitor() -> Result<()> {
     let ic = IcDbs::start()?;
     let az1 = AzDbs::start("az1")?;
     let az2 = AzDbs::start("az2")?;
     set_mac(&az1.sb, MAC1)?;
     set_mac(&az2.sb, MAC2)?;
-    az2.sb.transact(json!([
-        {"op": "insert", "table": "Encap", "uuid-name": "e",
-         "row": {"type": "geneve", "ip": "192.168.0.2", "chassis_name": "hv2"}},
-        {"op": "insert", "table": "Chassis", "uuid-name": "ch",
-         "row": {"name": "hv2", "hostname": "hv2", "encaps": ["named-uuid", "e"]}},
-        {"op": "insert", "table": "Datapath_Binding", "uuid-name": "dp",
-         "row": {"tunnel_key": 7}},
-        {"op": "insert", "table": "Port_Binding",
-         "row": {"logical_port": "backend1", "datapath": ["named-uuid", "dp"],
-                 "tunnel_key": 1, "up": false, "chassis": ["named-uuid", "ch"]}},
-    ]))?;
+    bind_backend(&az2.sb)?;
     let d1 = Daemon::ovn_ic(our_ovn_ic(), &az1, &ic, &[])?;
     let d2 = Daemon::ovn_ic(our_ovn_ic(), &az2, &ic, &[])?;
     let learned_port = |port: u16| move |r: &Value| r["ic_learned"] == true && r["port"] == port;

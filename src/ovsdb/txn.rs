@@ -432,7 +432,7 @@ impl Txn {
 /// straight from the reply's text: a cold start's reply has one result per inserted row, and as
 /// a tree of `Value`s (a map, a key, an array and two strings each) it was one of the daemon's
 /// peak memory items.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct OpResult {
     #[serde(default, deserialize_with = "uuid_pair")]
     uuid: Option<Uuid>,
